@@ -1,0 +1,156 @@
+"""Building blocks with Caffe's semantics: padded convs, ceil-mode pools, LRN, bilinear upscore.
+
+Everything is NHWC with HWIO kernels. Parameters are float32; ``dtype`` is the compute dtype.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fcnjax import coord_map
+
+Dtype = Any
+
+he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
+"""Gaussian with std sqrt(2 / fan_in): the U-Net paper's init, and a sound one for ReLU trunks."""
+
+
+def conv(name: str, features: int, kernel: int, *, stride: int = 1, pad: int = 0,
+         groups: int = 1, dtype: Dtype = jnp.float32, zero_init: bool = False) -> nn.Conv:
+    """A Caffe-style convolution: square kernel, symmetric integer padding, float32 params."""
+    return nn.Conv(
+        features, (kernel, kernel), strides=(stride, stride), padding=((pad, pad), (pad, pad)),
+        feature_group_count=groups, dtype=dtype, param_dtype=jnp.float32, name=name,
+        kernel_init=nn.initializers.zeros if zero_init else he_normal,
+        bias_init=nn.initializers.zeros)
+
+
+def max_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.Array:
+    """Max pool that rounds its output size up, as Caffe does (PyTorch's ``ceil_mode=True``).
+
+    x: (B, H, W, C). The extra bottom/right window, when there is one, covers the last
+    rows and columns that a rounding-down pool would drop.
+    """
+    pads = []
+    for size in x.shape[1:3]:
+        out = coord_map.pool_size(size, kernel, stride, pad)
+        if out < 1:
+            raise ValueError(
+                f"max_pool({kernel}x{kernel}, stride {stride}) got a {x.shape[1]}x{x.shape[2]} "
+                "map and would produce nothing: the input is too small for this network")
+        pads.append((pad, (out - 1) * stride + kernel - size - pad))
+    return nn.max_pool(x, (kernel, kernel), (stride, stride), padding=pads)
+
+
+def local_response_norm(x: jax.Array, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
+                        k: float = 1.0) -> jax.Array:
+    """Caffe's ACROSS_CHANNELS LRN: x / (k + alpha / size * sum of x^2 over `size` channels)^beta."""
+    squares = jnp.square(x.astype(jnp.float32))
+    window = jax.lax.reduce_window(
+        squares, 0.0, jax.lax.add, (1, 1, 1, size), (1, 1, 1, 1),
+        ((0, 0), (0, 0), (0, 0), (size // 2, (size - 1) // 2)))
+    return (x / jnp.power(k + (alpha / size) * window, beta)).astype(x.dtype)
+
+
+def bilinear_filter(size: int) -> np.ndarray:
+    """1-D bilinear interpolation filter of ``size`` taps (the FCN paper's ``upsample_filt``).
+
+    With f = ceil(size / 2) and c = f - 1 (odd size) or f - 0.5 (even size), tap x has
+    weight 1 - |x - c| / f; the 2-D kernel is the outer product with itself.
+    """
+    factor = (size + 1) // 2
+    center = factor - 1 if size % 2 == 1 else factor - 0.5
+    return 1 - np.abs(np.arange(size) - center) / factor
+
+
+def bilinear_kernel(size: int, channels: int) -> np.ndarray:
+    """HWIO transposed-conv kernel: the bilinear filter for each channel, zero across channels."""
+    f = bilinear_filter(size)
+    kernel = np.zeros((size, size, channels, channels), np.float32)
+    kernel[:, :, np.arange(channels), np.arange(channels)] = np.outer(f, f)[:, :, None]
+    return kernel
+
+
+@functools.lru_cache(maxsize=256)
+def upsampling_matrix(size: int, kernel: int, stride: int, start: int, length: int) -> np.ndarray:
+    """Rows ``start:start+length`` of the 1-D bilinear transposed conv as a (length, size) matrix.
+
+    Output position m of a transposed conv receives input i through tap m - i * stride, so
+    ``matrix @ signal`` equals the deconvolution of ``signal`` followed by the crop.
+    """
+    taps = bilinear_filter(kernel)
+    rows = np.arange(start, start + length)[:, None] - stride * np.arange(size)[None, :]
+    valid = (rows >= 0) & (rows < kernel)
+    return np.where(valid, taps[np.clip(rows, 0, kernel - 1)], 0.0).astype(np.float32)
+
+
+def crop(x: jax.Array, offset: int, size: tuple[int, int]) -> jax.Array:
+    """x[:, offset:offset + h, offset:offset + w]: the one crop used to align score maps."""
+    h, w = size
+    if x.shape[1] < offset + h or x.shape[2] < offset + w:
+        raise ValueError(
+            f"cannot crop {h}x{w} at offset {offset} from a {x.shape[1]}x{x.shape[2]} map")
+    return x[:, offset:offset + h, offset:offset + w]
+
+
+def transposed_conv(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    """Caffe/PyTorch deconvolution without padding: output (H-1)*s + k.
+
+    kernel: (k, k, C_in, C_out), tap [t_h, t_w] adds ``x[i] * kernel[t]`` to output
+    ``i * stride + t`` (PyTorch's ``ConvTranspose2d`` weight [C_in, C_out, t_h, t_w]).
+    """
+    k = kernel.shape[0]
+    return jax.lax.conv_general_dilated(
+        x, kernel[::-1, ::-1], window_strides=(1, 1), padding=((k - 1, k - 1), (k - 1, k - 1)),
+        lhs_dilation=(stride, stride), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+class Upscore(nn.Module):
+    """Bias-free transposed convolution initialised to the bilinear kernel, with its crop.
+
+    Fixed (the FCN reference: ``lr_mult=0``) it has no parameters and is computed as two
+    small matrix products, one per axis, restricted to the rows the crop keeps: the same
+    numbers as the per-class deconvolution, without its zero cross-class taps. Learnable,
+    it is a dense ``(k, k, C, C)`` transposed conv that starts bilinear.
+
+    Attributes:
+      kernel: filter size (4 for x2, 64 for x32, 63 for FCN-AlexNet's x32).
+      stride: upsampling factor.
+      learnable: keep the kernel as a trainable parameter.
+    """
+
+    kernel: int
+    stride: int
+    learnable: bool = False
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, offset: int = 0,
+                 size: tuple[int, int] | None = None) -> jax.Array:
+        """x: (B, h, w, C) -> (B, H, W, C), the deconvolution cropped at ``offset`` to ``size``."""
+        full = [coord_map.deconv_size(n, self.kernel, self.stride) for n in x.shape[1:3]]
+        size = tuple(size) if size is not None else (full[0] - offset, full[1] - offset)
+        if self.learnable:
+            weight = self.param(
+                "kernel", lambda *_: jnp.asarray(bilinear_kernel(self.kernel, x.shape[-1])))
+            return crop(transposed_conv(x, weight.astype(self.dtype), self.stride), offset, size)
+        if offset + size[0] > full[0] or offset + size[1] > full[1]:
+            raise ValueError(
+                f"cannot crop {size[0]}x{size[1]} at offset {offset} from a "
+                f"{full[0]}x{full[1]} upsampled map")
+        rows, cols = (jnp.asarray(upsampling_matrix(n, self.kernel, self.stride, offset, m),
+                                  self.dtype) for n, m in zip(x.shape[1:3], size))
+        y = jnp.einsum("Hh,bhwc->bHwc", rows, x)
+        return jnp.einsum("Ww,bHwc->bHWc", cols, y)
+
+
+def count_params(params) -> int:
+    """Number of scalars in a parameter pytree (works on ``jax.eval_shape`` output too)."""
+    return sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
