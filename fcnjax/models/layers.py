@@ -154,3 +154,20 @@ class Upscore(nn.Module):
 def count_params(params) -> int:
     """Number of scalars in a parameter pytree (works on ``jax.eval_shape`` output too)."""
     return sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(params))
+
+
+def randomize(params, key: jax.Array, bias_std: float = 0.1):
+    """Every leaf redrawn at random: kernels He-normal, biases N(0, bias_std^2).
+
+    For tests and benchmarks, which must never run on the zero-initialised score layers.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    drawn = []
+    for leaf, k in zip(leaves, keys):
+        if leaf.ndim > 1:
+            fan_in = math.prod(leaf.shape[:-1])
+            drawn.append(jax.random.normal(k, leaf.shape, leaf.dtype) * math.sqrt(2 / fan_in))
+        else:
+            drawn.append(jax.random.normal(k, leaf.shape, leaf.dtype) * bias_std)
+    return jax.tree_util.tree_unflatten(treedef, drawn)

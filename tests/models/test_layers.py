@@ -1,0 +1,109 @@
+"""Caffe-semantics layers against PyTorch (ceil-mode pools, LRN, deconvolution) and by hand."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fcnjax.models import layers
+
+torch = pytest.importorskip("torch")
+
+
+def rel_err(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+def to_torch(x):  # NHWC -> NCHW
+    return torch.from_numpy(np.asarray(x).transpose(0, 3, 1, 2).copy())
+
+
+def from_torch(t):
+    return t.detach().numpy().transpose(0, 2, 3, 1)
+
+
+def test_bilinear_filter_matches_the_paper_formula():
+    np.testing.assert_allclose(layers.bilinear_filter(4), [0.25, 0.75, 0.75, 0.25])
+    np.testing.assert_allclose(layers.bilinear_filter(3), [0.5, 1.0, 0.5])
+    k = layers.bilinear_kernel(4, 3)
+    assert k.shape == (4, 4, 3, 3)
+    assert np.all(k[:, :, 0, 1] == 0) and np.allclose(k[:, :, 2, 2], np.outer(*[[.25, .75, .75, .25]] * 2))
+
+
+@pytest.mark.parametrize("size, kernel, stride", [(5, 2, 2), (6, 2, 2), (7, 3, 2), (1, 2, 2),
+                                                  (10, 3, 2)])
+def test_ceil_max_pool_parity_with_pytorch(size, kernel, stride):
+    x = np.random.default_rng(0).normal(size=(2, size, size + 1, 3)).astype(np.float32)
+    ours = layers.max_pool(jnp.asarray(x), kernel, stride)
+    ref = torch.nn.functional.max_pool2d(to_torch(x), kernel, stride, ceil_mode=True)
+    np.testing.assert_array_equal(ours, from_torch(ref))
+
+
+def test_max_pool_with_padding_keeps_size_like_inception():
+    x = np.random.default_rng(1).normal(size=(1, 9, 8, 2)).astype(np.float32)
+    ours = layers.max_pool(jnp.asarray(x), 3, 1, pad=1)
+    ref = torch.nn.functional.max_pool2d(to_torch(x), 3, 1, padding=1, ceil_mode=True)
+    np.testing.assert_array_equal(ours, from_torch(ref))
+
+
+def test_max_pool_too_small_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="too small"):
+        layers.max_pool(jnp.ones((1, 1, 1, 1)), 3, 2)
+
+
+def test_lrn_parity_with_pytorch():
+    x = np.random.default_rng(2).normal(size=(2, 5, 4, 11)).astype(np.float32) * 30
+    ours = layers.local_response_norm(jnp.asarray(x))
+    ref = torch.nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)(to_torch(x))
+    assert rel_err(ours, from_torch(ref)) < 1e-6
+
+
+@pytest.mark.parametrize("kernel, stride", [(4, 2), (5, 3), (63, 32)])
+def test_transposed_conv_parity_with_pytorch(kernel, stride):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)
+    w = rng.normal(size=(5, 6, kernel, kernel)).astype(np.float32)  # torch (in, out, kh, kw)
+    ours = layers.transposed_conv(jnp.asarray(x), jnp.asarray(w.transpose(2, 3, 0, 1)), stride)
+    ref = torch.nn.functional.conv_transpose2d(to_torch(x), torch.from_numpy(w), stride=stride)
+    assert rel_err(ours, from_torch(ref)) < 1e-5
+
+
+@pytest.mark.parametrize("kernel, stride, offset, size", [
+    (4, 2, 0, None), (4, 2, 1, (6, 8)), (64, 32, 19, (40, 33)), (63, 32, 18, (50, 30))])
+def test_fixed_upscore_equals_the_bilinear_deconvolution_and_its_crop(kernel, stride, offset, size):
+    x = jax.random.normal(jax.random.key(0), (2, 3, 4, 5))
+    up = layers.Upscore(kernel, stride)
+    ours = up.apply({}, x, offset, size)
+    full = layers.transposed_conv(x, jnp.asarray(layers.bilinear_kernel(kernel, 5)), stride)
+    ref = full[:, offset:, offset:] if size is None else layers.crop(full, offset, size)
+    assert ours.shape == ref.shape
+    assert rel_err(ours, ref) < 1e-6
+
+
+def test_learnable_upscore_starts_bilinear_and_has_a_kernel():
+    x = jax.random.normal(jax.random.key(1), (1, 5, 6, 4))
+    up = layers.Upscore(4, 2, learnable=True)
+    variables = up.init(jax.random.key(2), x)
+    assert variables["params"]["kernel"].shape == (4, 4, 4, 4)
+    fixed = layers.Upscore(4, 2).apply({}, x)
+    assert rel_err(up.apply(variables, x), fixed) < 1e-6
+
+
+def test_bilinear_upsampling_keeps_a_constant_image_constant_inside():
+    x = jnp.full((1, 6, 6, 2), 3.0)
+    y = layers.Upscore(4, 2).apply({}, x, 1, (12, 12))  # Caffe's x2: kernel 4, crop 1
+    np.testing.assert_allclose(y[:, 1:-1, 1:-1], 3.0, rtol=1e-6)
+
+
+def test_crop_names_the_sizes_when_it_cannot_crop():
+    with pytest.raises(ValueError, match="cannot crop 5x5 at offset 3 from a 6x6 map"):
+        layers.crop(jnp.ones((1, 6, 6, 1)), 3, (5, 5))
+
+
+def test_randomize_gives_nonzero_leaves_with_same_structure():
+    params = {"a": {"kernel": jnp.zeros((3, 3, 4, 8)), "bias": jnp.zeros((8,))}}
+    drawn = layers.randomize(params, jax.random.key(0))
+    assert jax.tree_util.tree_structure(drawn) == jax.tree_util.tree_structure(params)
+    assert float(jnp.std(drawn["a"]["kernel"])) == pytest.approx((2 / 36) ** 0.5, rel=0.2)
+    assert float(jnp.abs(drawn["a"]["bias"]).sum()) > 0
