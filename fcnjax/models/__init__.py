@@ -15,6 +15,7 @@ from fcnjax.models.alexnet import alexnet
 from fcnjax.models.fcn import FCN, LateFusionFCN, MultiTaskFCN, plan_head
 from fcnjax.models.googlenet import googlenet
 from fcnjax.models.trunk import Backbone, Trunk
+from fcnjax.models.unet import UNet
 from fcnjax.models.vgg import vgg16
 
 AT_ONCE_SCALES = (0.01, 0.0001)
@@ -67,12 +68,6 @@ def siftflow_fcn16s(**kwargs) -> MultiTaskFCN:
     return MultiTaskFCN(vgg16(), **kwargs)
 
 
-def unet(**kwargs) -> nn.Module:
-    """U-Net (Ronneberger et al.); see :class:`fcnjax.models.unet.UNet`."""
-    from fcnjax.models.unet import UNet
-    return UNet(**kwargs)
-
-
 MODELS: Mapping[str, Callable[..., nn.Module]] = {
     "fcn32s": fcn32s,
     "fcn_vgg16": fcn32s,
@@ -84,7 +79,7 @@ MODELS: Mapping[str, Callable[..., nn.Module]] = {
     "nyud_early_fusion": nyud_early_fusion,
     "nyud_late_fusion": nyud_late_fusion,
     "siftflow_fcn16s": siftflow_fcn16s,
-    "unet": unet,
+    "unet": UNet,
 }
 
 
@@ -103,4 +98,5 @@ def build(config: Mapping[str, Any]) -> nn.Module:
 
 
 __all__ = ["MODELS", "build", "FCN", "LateFusionFCN", "MultiTaskFCN", "Backbone", "Trunk",
-           "plan_head", "vgg16", "alexnet", "googlenet", *MODELS]
+           "plan_head", "vgg16", "alexnet", "googlenet", "UNet",
+           *(name for name in MODELS if name != "unet")]
