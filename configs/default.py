@@ -1,0 +1,84 @@
+"""Every config field, set to the FCN reference's recipe (VGG16 FCN-32s on PASCAL VOC).
+
+    python -m fcnjax.train --config configs/default.py --workdir /tmp/fcn32s \
+        --config.input.data_dir=/data/voc_folder
+
+Experiments (fcn32s.py, unet_isbi.py, sample.py, ...) start from ``get_config()`` here and
+override only what differs. Needs nothing but ml_collections to import.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    # Root of every random choice: init and dropout keys, and the data shuffle and crops.
+    # 1337 is the reference's shuffle seed.
+    config.seed = 1337
+    # PRNG of the init and dropout keys: "threefry2x32" (JAX's default, the same numbers on
+    # every backend) or "rbg" (XLA's generator: much faster to compile on CPU).
+    config.prng_impl = "threefry2x32"
+
+    # Keyword arguments of fcnjax.models.build: "name" picks the constructor in
+    # fcnjax.models.MODELS, the rest go to it (they differ between FCNs and U-Net).
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "fcn32s"
+    config.model.num_classes = 21             # PASCAL VOC: 20 classes + background
+    config.model.learnable_upsampling = False  # the reference keeps bilinear upscore fixed
+    config.model.dtype = "float32"            # compute dtype; params stay float32
+
+    config.input = ml_collections.ConfigDict()
+    config.input.source = "folder"            # fcnjax.data.pipeline.SOURCES
+    # Dataset root holding <split>/<image_dir>/<name>.{png,jpg} and <split>/<label_dir>/<name>.png.
+    config.input.data_dir = ""
+    config.input.train_split = "train"
+    config.input.eval_split = "val"
+    config.input.image_dir = "image"
+    config.input.label_dir = "label"
+    config.input.image_mode = "RGB"           # "RGB" (3 channels) or "L" (grayscale, 1)
+    # Stored label value of each class (class i is stored as label_values[i]; other values are
+    # void). Empty: the label PNGs already hold class ids, 255 = void (VOC).
+    config.input.label_values = ()
+    config.input.bgr = True                   # Caffe order: RGB -> BGR before the mean
+    config.input.mean = (104.00699, 116.66877, 122.67892)  # subtracted, per channel (BGR)
+    config.input.scale = 1.0                  # multiplies (image - mean); the reference: none
+    # Mirror this many pixels around every image (label void) before cropping: U-Net's
+    # overlap-tile context, so a valid-padding net predicts the image's border pixels too.
+    config.input.mirror_pad = 0
+    # Training examples are random crops of this (H, W); smaller images are padded (label
+    # void). 500x500 holds every VOC image whole: the reference's whole-image training.
+    config.input.crop_size = (500, 500)
+    # Eval images are padded to this canvas (label void) so every batch has one shape;
+    # empty: whole images at their own size (one compile per size).
+    config.input.eval_size = (500, 500)
+    config.input.flip = False                 # random left-right mirror (the reference: none)
+    config.input.read_threads = 2             # grain threads reading ahead
+
+    config.loss = ml_collections.ConfigDict()
+    # "sum": the reference's unnormalized per-pixel loss (normalize: false); "mean": divided
+    # by the labelled pixels, which needs a learning rate about pixels-per-batch times higher.
+    config.loss.reduction = "sum"
+    config.loss.ignore_label = 255            # void: in neither loss nor metrics
+
+    config.optim = ml_collections.ConfigDict()
+    config.optim.learning_rate = 1e-10        # FCN-32s; 1e-12 FCN-16s, 1e-14 FCN-8s (sum loss)
+    config.optim.schedule = "constant"        # "constant" (the paper), "cosine" or "poly"
+    config.optim.momentum = 0.99
+    config.optim.weight_decay = 5e-4
+    config.optim.bias_lr_mult = 2.0           # Caffe lr_mult of biases
+    config.optim.bias_decay_mult = 0.0        # Caffe decay_mult of biases
+    config.optim.train_upscore = False        # learn params named upscore* (lr_mult 0 if not)
+    config.optim.accumulate = 1               # average gradients of k steps per update (iter_size)
+
+    config.train = ml_collections.ConfigDict()
+    config.train.steps = 100_000              # optimizer calls (micro-batches if accumulate > 1)
+    config.train.batch_size = 1               # the reference: one whole image
+    config.train.log_every = 20               # train loss and metrics to metrics.jsonl
+    config.train.eval_every = 4_000           # evaluate the eval split (and at the end)
+    config.train.checkpoint_every = 4_000     # save to <workdir>/checkpoints (and at the end)
+    config.train.max_to_keep = 3              # checkpoints kept
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.batch_size = 1
+    config.eval.num_draw = 4                  # eval images drawn in predictions_<step>.png
+    return config

@@ -1,0 +1,89 @@
+"""The FCN paper's four segmentation metrics, from one confusion matrix over a whole split.
+
+``confusion_matrix`` is plain JAX (jit it in the step); sum its results over every batch of
+the split on device, then call ``scores`` once on the host. With n_ij the number of pixels of
+class i predicted as j and t_i = sum_j n_ij:
+
+- pixel accuracy: sum_i n_ii / sum_i t_i
+- mean accuracy: mean_i n_ii / t_i
+- mean IU: mean_i n_ii / (t_i + sum_j n_ji - n_ii)
+- frequency weighted IU: sum_i t_i n_ii / (t_i + sum_j n_ji - n_ii) / sum_k t_k
+
+A class absent from the ground truth has no accuracy (0/0), and one absent from both ground
+truth and prediction has no IU; such NaNs are left out of the means, as the reference does.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fcnjax.losses import IGNORE_LABEL
+
+METRICS = ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu")
+
+
+def confusion_matrix(labels: jax.Array, predictions: jax.Array, num_classes: int,
+                     ignore: int = IGNORE_LABEL, where: jax.Array | None = None) -> jax.Array:
+    """int32 (num_classes, num_classes) counts: row = true class, column = predicted class.
+
+    labels, predictions: int arrays of one shape (e.g. (B, H, W)). Pixels labelled ``ignore``
+    or outside [0, num_classes), and pixels where the optional bool ``where`` is False
+    (padding; shape (B,) masks whole examples), are not counted. ``num_classes`` must be a
+    Python int (static under jit).
+    """
+    if labels.shape != predictions.shape:
+        raise ValueError(f"labels {tuple(labels.shape)} and predictions "
+                         f"{tuple(predictions.shape)} must have one shape")
+    valid = (labels != ignore) & (labels >= 0) & (labels < num_classes)
+    valid &= (predictions >= 0) & (predictions < num_classes)
+    if where is not None:
+        where = jnp.asarray(where, bool)
+        valid &= where.reshape(where.shape + (1,) * (labels.ndim - where.ndim))
+    labels, predictions, valid = (a.astype(jnp.int32).reshape(-1)
+                                  for a in (labels, predictions, valid))
+    index = jnp.where(valid, labels * num_classes + predictions, 0)
+    counts = jnp.zeros(num_classes * num_classes, jnp.int32).at[index].add(valid)
+    return counts.reshape(num_classes, num_classes)
+
+
+def per_class(confusion: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-class accuracy and IU (float64, NaN where undefined) from a confusion matrix."""
+    n = np.asarray(confusion, np.float64)
+    correct = np.diag(n)
+    truth = n.sum(axis=1)          # t_i
+    predicted = n.sum(axis=0)      # sum_j n_ji
+    with np.errstate(divide="ignore", invalid="ignore"):
+        accuracy = correct / truth
+        iu = correct / (truth + predicted - correct)
+    return {"accuracy": accuracy, "iu": iu, "frequency": truth}
+
+
+def scores(confusion: np.ndarray) -> dict[str, float]:
+    """The paper's pixel accuracy, mean accuracy, mean IU and frequency weighted IU.
+
+    confusion: (C, C) counts, row = truth, column = prediction, summed over the split.
+    Values are Python floats in [0, 1] (NaN if nothing was labelled).
+    """
+    n = np.asarray(confusion, np.float64)
+    if n.ndim != 2 or n.shape[0] != n.shape[1]:
+        raise ValueError(f"confusion must be a square (C, C) matrix, got shape {n.shape}")
+    c = per_class(n)
+    total = n.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pixel_accuracy = np.trace(n) / total
+        fw_iu = np.nansum(c["frequency"] * c["iu"]) / total
+    values = {
+        "pixel_accuracy": pixel_accuracy,
+        "mean_accuracy": _nanmean(c["accuracy"]),
+        "mean_iu": _nanmean(c["iu"]),
+        "frequency_weighted_iu": fw_iu if total else np.nan,
+    }
+    return {k: float(v) for k, v in values.items()}
+
+
+def _nanmean(x: np.ndarray) -> float:
+    """Mean over the non-NaN entries; NaN (without a warning) when there are none."""
+    finite = x[~np.isnan(x)]
+    return float(finite.mean()) if finite.size else float("nan")

@@ -1,0 +1,84 @@
+"""The FCN reference's solver as optax: SGD with momentum and weight decay, per-layer policy.
+
+Caffe sets a learning policy per parameter (``lr_mult``, ``decay_mult``): weights 1x the rate
+with weight decay, biases 2x the rate without decay, and the bilinear ``upscore``
+deconvolutions ``lr_mult: 0`` (fixed). ``param_labels`` names each parameter's group and
+``make_optimizer`` gives each group its transformation with ``optax.multi_transform``.
+
+Config fields read (``config.optim``): learning_rate, momentum, weight_decay, bias_lr_mult,
+bias_decay_mult, train_upscore, schedule, accumulate.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import jax
+import optax
+
+GROUPS = ("weight", "bias", "frozen")
+SCHEDULES = ("constant", "cosine", "poly")
+
+
+def param_group(path: tuple[str, ...], train_upscore: bool = False) -> str:
+    """"frozen" for upscore kernels (unless trained), "bias" for biases, else "weight".
+
+    path: parameter names from the root, e.g. ``("trunk", "conv1_1", "bias")``; a parameter
+    belongs to an upsampling layer when one of its names starts with "upscore".
+    """
+    if not train_upscore and any(name.startswith("upscore") for name in path):
+        return "frozen"
+    return "bias" if path[-1] == "bias" else "weight"
+
+
+def param_labels(params: Any, train_upscore: bool = False) -> Any:
+    """A pytree like ``params`` with each leaf replaced by its group name (see GROUPS)."""
+    def label(path, _):
+        names = tuple(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
+        return param_group(names, train_upscore)
+    return jax.tree_util.tree_map_with_path(label, params)
+
+
+def learning_rate_schedule(config: Mapping[str, Any], steps: int,
+                           multiplier: float = 1.0) -> optax.Schedule:
+    """``config.learning_rate * multiplier``, held fixed (the paper's choice) or decayed.
+
+    "cosine" decays to 0 over ``steps`` updates; "poly" is (1 - t/steps)^0.9 (DeepLab's).
+    """
+    rate = config["learning_rate"] * multiplier
+    schedule = config["schedule"]
+    if schedule == "constant":
+        return optax.constant_schedule(rate)
+    if schedule == "cosine":
+        return optax.cosine_decay_schedule(rate, max(steps, 1))
+    if schedule == "poly":
+        return optax.polynomial_schedule(rate, 0.0, 0.9, max(steps, 1))
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}; choose one of {SCHEDULES}")
+
+
+def sgd(config: Mapping[str, Any], steps: int, lr_mult: float = 1.0,
+        decay_mult: float = 1.0) -> optax.GradientTransformation:
+    """Caffe's SGD for one group: add ``weight_decay * decay_mult * w``, then momentum SGD."""
+    decay = config["weight_decay"] * decay_mult
+    momentum = config["momentum"] or None
+    step = optax.sgd(learning_rate_schedule(config, steps, lr_mult), momentum=momentum)
+    return optax.chain(optax.add_decayed_weights(decay), step) if decay else step
+
+
+def make_optimizer(config: Mapping[str, Any], steps: int) -> optax.GradientTransformation:
+    """The solver for ``config`` (``config.optim``), training for ``steps`` calls of update.
+
+    With ``accumulate = k > 1`` gradients of k consecutive calls are averaged before one
+    update (``optax.MultiSteps``), as the reference's ``iter_size``; schedules then count
+    updates, ``steps // k`` in all.
+    """
+    accumulate = int(config["accumulate"])
+    if accumulate < 1:
+        raise ValueError(f"optim.accumulate must be >= 1, got {accumulate}")
+    updates = max(steps // accumulate, 1)
+    tx = optax.multi_transform(
+        {"weight": sgd(config, updates),
+         "bias": sgd(config, updates, config["bias_lr_mult"], config["bias_decay_mult"]),
+         "frozen": optax.set_to_zero()},
+        lambda params: param_labels(params, config["train_upscore"]))
+    return optax.MultiSteps(tx, every_k_schedule=accumulate) if accumulate > 1 else tx

@@ -1,0 +1,109 @@
+"""The reference's learning policy: biases 2x lr without decay, upscore kernels fixed."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from configs import default
+from fcnjax import optim
+from fcnjax.models import layers
+
+
+class TinyFCN(nn.Module):
+    """A score layer and a learnable bilinear upscore: the two kinds of parameter policy."""
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Conv(3, (1, 1), name="score_fr")(x)
+        return layers.Upscore(4, 2, learnable=True, name="upscore2")(x)
+
+
+def optim_config(**overrides) -> ml_collections.ConfigDict:
+    config = default.get_config().optim
+    config.update({"learning_rate": 0.1, "momentum": 0.0, "weight_decay": 0.01,
+                   **overrides})
+    return config
+
+
+def init():
+    model = TinyFCN()
+    params = model.init(jax.random.key(0), jnp.ones((1, 4, 4, 2)))["params"]
+    return model, params
+
+
+def ones_like(params):
+    return jax.tree.map(jnp.ones_like, params)
+
+
+def test_param_groups_follow_names():
+    _, params = init()
+    labels = optim.param_labels(params)
+    assert labels == {"score_fr": {"kernel": "weight", "bias": "bias"},
+                      "upscore2": {"kernel": "frozen"}}
+    assert optim.param_labels(params, train_upscore=True)["upscore2"]["kernel"] == "weight"
+
+
+def test_bias_gets_twice_the_learning_rate_and_no_weight_decay():
+    _, params = init()
+    tx = optim.make_optimizer(optim_config(), steps=10)
+    updates, _ = tx.update(ones_like(params), tx.init(params), params)
+    kernel = params["score_fr"]["kernel"]
+    # weight: -lr * (grad + decay * w); bias: -2 lr * grad, whatever its value
+    np.testing.assert_allclose(updates["score_fr"]["kernel"], -0.1 * (1 + 0.01 * kernel),
+                               rtol=1e-6)
+    np.testing.assert_allclose(updates["score_fr"]["bias"], -0.2, rtol=1e-6)
+    biased = jax.tree.map(lambda p: p, params)
+    biased["score_fr"]["bias"] = jnp.full_like(params["score_fr"]["bias"], 5.0)
+    updates, _ = tx.update(ones_like(params), tx.init(biased), biased)
+    np.testing.assert_allclose(updates["score_fr"]["bias"], -0.2, rtol=1e-6)
+
+
+def test_frozen_upscore_kernel_is_unchanged_by_training():
+    model, params = init()
+    tx = optim.make_optimizer(optim_config(momentum=0.9), steps=10)
+    state = tx.init(params)
+
+    def loss(p):
+        return jnp.sum(model.apply({"params": p}, jnp.ones((1, 4, 4, 2))) ** 2)
+
+    new = params
+    for _ in range(3):
+        updates, state = tx.update(jax.grad(loss)(new), state, new)
+        new = optax.apply_updates(new, updates)
+    np.testing.assert_array_equal(new["upscore2"]["kernel"], params["upscore2"]["kernel"])
+    assert not np.allclose(new["score_fr"]["kernel"], params["score_fr"]["kernel"])
+
+
+def test_train_upscore_lets_the_kernel_learn():
+    _, params = init()
+    tx = optim.make_optimizer(optim_config(train_upscore=True), steps=10)
+    updates, _ = tx.update(ones_like(params), tx.init(params), params)
+    assert np.abs(np.asarray(updates["upscore2"]["kernel"])).min() > 0
+
+
+def test_accumulate_averages_k_gradients_into_one_update():
+    _, params = init()
+    tx = optim.make_optimizer(optim_config(accumulate=2, weight_decay=0.0), steps=10)
+    state = tx.init(params)
+    grads = [ones_like(params), jax.tree.map(lambda g: 3 * g, ones_like(params))]
+    first, state = tx.update(grads[0], state, params)
+    second, state = tx.update(grads[1], state, params)
+    assert np.all(np.asarray(first["score_fr"]["bias"]) == 0)
+    np.testing.assert_allclose(second["score_fr"]["bias"], -0.2 * 2.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("schedule", optim.SCHEDULES)
+def test_schedules_start_at_the_learning_rate(schedule):
+    rate = optim.learning_rate_schedule(optim_config(schedule=schedule), steps=100)
+    np.testing.assert_allclose(float(rate(0)), 0.1, rtol=1e-6)
+    if schedule != "constant":
+        assert float(rate(100)) < 1e-6
+
+
+def test_unknown_schedule_raises():
+    with pytest.raises(ValueError, match="schedule"):
+        optim.learning_rate_schedule(optim_config(schedule="step"), steps=10)
