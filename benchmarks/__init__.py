@@ -1,0 +1,1 @@
+"""Speed benchmarks (forward time, train step) and the PyTorch versions they compare with."""

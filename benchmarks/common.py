@@ -1,0 +1,213 @@
+"""Shared pieces of the benchmarks: random weights, timers, XLA cost analysis, printing.
+
+Only jax, flax, numpy and (lazily) torch are imported, so the scripts run on a bare GPU
+image. Timers always measure compile (or the first call) apart from steady-state runs and
+report the median of ``repeats`` timed calls after ``warmup`` untimed ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import statistics
+import sys
+import time
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+PAPER_K40C_MS = {"fcn_alexnet": 50.0, "fcn32s": 210.0, "fcn_googlenet": 59.0}
+"""FCN paper, Table 1: forward time of a 500x500 image on a Tesla K40c (FCN-VGG16 = 32s)."""
+
+IMAGE_CHANNELS = {"unet": 1}
+"""Input channels per model: U-Net's paper data (ISBI EM) is grey; FCNs read BGR."""
+
+BIAS_STD = 0.01
+"""Standard deviation of the random biases, in both frameworks."""
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def unet_valid_size(at_least: int) -> int:
+    """Smallest input side >= ``at_least`` that the paper's VALID U-Net takes (572 stays 572).
+
+    Every 2x2 pool must see an even map; the U-Net's own geometry says which sides fit.
+    """
+    from fcnjax.models.unet import unet_geometry
+
+    geometry, side = unet_geometry(), at_least
+    while True:
+        try:
+            geometry.output_size(side)
+            return side
+        except ValueError:
+            side += 1
+
+
+# --------------------------------------------------------------------------- JAX side
+
+def random_params(shapes: Any, seed: int) -> Any:
+    """Random float32 parameters for a pytree of shapes (``jax.eval_shape`` of ``init``).
+
+    Kernels N(0, 2 / fan_in) with HWIO fan_in (every axis but the last), biases
+    N(0, ``BIAS_STD``^2): nothing stays at zero, unlike the reference's zero-initialised
+    score layers; the same distribution as ``torch_models.randomize_``. Drawn with a seeded NumPy
+    generator: ``jax.random`` compiles one program per leaf shape (about 30 s for
+    GoogLeNet's ~120 leaves on CPU) and the draw itself is not what is being timed.
+    """
+    rng = np.random.default_rng(seed)
+
+    def draw(leaf):
+        std = math.sqrt(2.0 / math.prod(leaf.shape[:-1])) if len(leaf.shape) > 1 else BIAS_STD
+        return jnp.asarray(rng.standard_normal(leaf.shape, np.float32) * np.float32(std))
+
+    return jax.tree_util.tree_map(draw, shapes)
+
+
+def cost(compiled: Any) -> dict[str, float]:
+    """``flops`` and ``bytes accessed`` of a compiled XLA executable (dict or list of dicts)."""
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0] if analysis else {}
+    analysis = analysis or {}
+    return {"flops": float(analysis.get("flops", 0.0)),
+            "bytes": float(analysis.get("bytes accessed", 0.0))}
+
+
+def compile_timed(fn: Callable, *args, donate: Sequence[int] = ()) -> tuple[Any, float]:
+    """jit, lower and compile ``fn`` for ``args``; returns (compiled, seconds)."""
+    start = time.perf_counter()
+    compiled = jax.jit(fn, donate_argnums=tuple(donate)).lower(*args).compile()
+    return compiled, time.perf_counter() - start
+
+
+def time_jax(call: Callable[[], Any], warmup: int, repeats: int) -> list[float]:
+    """Seconds per call of ``call`` (waited on with block_until_ready), after warm-up."""
+    for _ in range(warmup):
+        jax.block_until_ready(call())
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(call())
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def device_header() -> dict[str, Any]:
+    import flax
+    device = jax.devices()[0]
+    return {"device": device.device_kind, "platform": device.platform,
+            "jax": jax.__version__, "flax": flax.__version__}
+
+
+# --------------------------------------------------------------------------- PyTorch side
+
+def torch_setup(device: str) -> None:
+    """TF32 for fp32 convs and matmuls on GPU, as the anchors' PyTorch numbers use."""
+    import torch
+    if device == "cuda":
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+
+
+def torch_device() -> str:
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def time_torch(call: Callable[[], Any], device: str, warmup: int, repeats: int
+               ) -> tuple[float, list[float]]:
+    """(seconds of the first call, seconds per call after warm-up) for a PyTorch callable.
+
+    On GPU each call is bracketed by CUDA events and synchronised; on CPU, perf_counter.
+    """
+    import torch
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    sync()
+    start = time.perf_counter()
+    call()
+    sync()
+    first = time.perf_counter() - start
+    for _ in range(warmup):
+        call()
+    sync()
+    times = []
+    for _ in range(repeats):
+        if device == "cuda":
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            call()
+            end.record()
+            end.synchronize()
+            times.append(begin.elapsed_time(end) / 1e3)
+        else:
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+    return first, times
+
+
+def torch_free(device: str) -> None:
+    import gc
+    gc.collect()
+    if device == "cuda":
+        import torch
+        torch.cuda.empty_cache()
+
+
+# --------------------------------------------------------------------------- reporting
+
+def median_ms(times: Iterable[float]) -> float:
+    return 1e3 * statistics.median(times)
+
+
+def ratio(ours: float | None, theirs: float | None) -> float | None:
+    """ours / theirs, rounded; below 1 means fcnjax is faster."""
+    if ours is None or theirs is None or theirs <= 0:
+        return None
+    return round(ours / theirs, 3)
+
+
+@dataclasses.dataclass
+class Column:
+    key: str
+    title: str
+    fmt: str = "{}"
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column]) -> str:
+    """A plain aligned text table; missing values print as '-'."""
+    columns = [c for c in columns if any(r.get(c.key) is not None for r in rows)]
+    cells = [[c.title for c in columns]]
+    for row in rows:
+        cells.append(["-" if row.get(c.key) is None else c.fmt.format(row[c.key])
+                      for c in columns])
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    lines = ["  ".join(v.rjust(w) for v, w in zip(line, widths)) for line in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def emit(rows: Sequence[Mapping[str, Any]], as_json: bool, out: str | None) -> None:
+    """JSON lines to stdout (``--json``) and/or to ``out``."""
+    lines = [json.dumps(dict(row), sort_keys=False) for row in rows]
+    if as_json:
+        for line in lines:
+            print(line)
+    if out:
+        with open(out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+def log(*args) -> None:
+    """Progress lines: stderr, so stdout stays pure JSON under ``--json``."""
+    print(*args, file=sys.stderr, flush=True)
+

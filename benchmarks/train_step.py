@@ -1,0 +1,239 @@
+"""Images per second of a full training step, optionally against PyTorch.
+
+    python -m benchmarks.train_step                   # fcn8s 8x500x500, unet 8x572x572, fp32 + bf16
+    python -m benchmarks.train_step --torch           # + PyTorch eager / torch.compile
+    python -m benchmarks.train_step --quick           # tiny CPU smoke run
+
+One step = forward (dropout on), mean per-pixel softmax cross-entropy over random labels,
+backward, SGD with momentum 0.9; the train state is donated to the jitted step. Parameters
+stay float32; ``bfloat16`` is the model's compute dtype (autocast on the PyTorch side).
+Compile time is measured apart; img/s = batch / median step time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+from typing import Any
+
+if __package__ in (None, ""):  # run as a file: make the repository root importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training import train_state
+
+from benchmarks import common
+from fcnjax import models
+
+WORKLOADS = {"fcn8s": 500, "unet": 572}
+"""Model -> input side of the timed step (the paper's FCN canvas, U-Net's 572 tile)."""
+
+LEARNING_RATE = 1e-4
+MOMENTUM = 0.9
+
+COLUMNS = (
+    common.Column("model", "model"),
+    common.Column("dtype", "dtype"),
+    common.Column("batch", "batch"),
+    common.Column("size", "HxW"),
+    common.Column("gflop_per_image", "GFLOP/img", "{:.1f}"),
+    common.Column("compile_s", "compile s", "{:.2f}"),
+    common.Column("ms", "ms/step", "{:.2f}"),
+    common.Column("img_s", "img/s", "{:.1f}"),
+    common.Column("tflop_s", "TFLOP/s", "{:.2f}"),
+    common.Column("torch_eager_ms", "torch ms", "{:.2f}"),
+    common.Column("torch_eager_img_s", "torch img/s", "{:.1f}"),
+    common.Column("jax_over_eager", "jax/torch", "{:.2f}"),
+    common.Column("torch_compile_s", "t.compile s", "{:.1f}"),
+    common.Column("torch_compile_ms", "t.compile ms", "{:.2f}"),
+    common.Column("jax_over_compile", "jax/t.compile", "{:.2f}"),
+)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default=",".join(WORKLOADS))
+    p.add_argument("--dtypes", default="float32,bfloat16")
+    p.add_argument("--batch", type=int, default=None, help="images per step (default 8)")
+    p.add_argument("--size", type=int, default=None, help="FCN input side (default 500)")
+    p.add_argument("--unet-size", type=int, default=None, help="U-Net input side (default 572)")
+    p.add_argument("--repeats", type=int, default=None, help="timed steps (default 20)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 3)")
+    p.add_argument("--quick", action="store_true",
+                   help="CPU smoke run: batch 1 at 64x64 (U-Net 188), 2 steps")
+    p.add_argument("--json", action="store_true", help="rows as JSON lines on stdout")
+    p.add_argument("--out", default=None, help="also write the rows as JSON lines here")
+    p.add_argument("--torch", action="store_true", help="time the PyTorch versions too")
+    p.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    p.add_argument("--compile-mode", default=None, help="torch.compile mode")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    quick = args.quick
+    args.models = [m for m in args.models.split(",") if m]
+    args.dtypes = [d for d in args.dtypes.split(",") if d]
+    args.batch = args.batch or (1 if quick else 8)
+    args.sides = {"fcn8s": args.size or (64 if quick else WORKLOADS["fcn8s"]),
+                  "unet": common.unet_valid_size(args.unet_size or (1 if quick else 572))}
+    args.repeats = args.repeats or (2 if quick else 20)
+    args.warmup = args.warmup if args.warmup is not None else (0 if quick else 3)
+    for m in args.models:
+        if m not in WORKLOADS:
+            raise SystemExit(f"--models: {m!r} is not one of {sorted(WORKLOADS)}")
+    for d in args.dtypes:
+        if d not in common.DTYPES:
+            raise SystemExit(f"--dtypes: {d!r} is not one of {sorted(common.DTYPES)}")
+    return args
+
+
+def pixel_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean softmax cross-entropy over pixels: logits (B, H, W, C), labels int32 (B, H, W)."""
+    return optax.softmax_cross_entropy_with_integer_labels(
+        logits.astype(jnp.float32), labels).mean()
+
+
+def train_step(state: train_state.TrainState, images: jax.Array, labels: jax.Array,
+               key: jax.Array) -> tuple[train_state.TrainState, jax.Array]:
+    """One SGD-momentum step; dropout's key is ``key`` folded with the step number."""
+    dropout_key = jax.random.fold_in(key, state.step)
+
+    def loss_fn(params):
+        logits = state.apply_fn({"params": params}, images, train=True,
+                                rngs={"dropout": dropout_key})
+        return pixel_loss(logits, labels)
+
+    loss, grads = jax.value_and_grad(loss_fn)(state.params)
+    return state.apply_gradients(grads=grads), loss
+
+
+def make_batch(name: str, model, args: argparse.Namespace, key: jax.Array):
+    """Random images and random labels of the logits' shape (U-Net's output is smaller)."""
+    side = args.sides[name]
+    shape = (args.batch, side, side, common.IMAGE_CHANNELS.get(name, 3))
+    images = jax.random.normal(key, shape, jnp.float32)
+    variables = jax.eval_shape(model.init, key, images)
+    logits = jax.eval_shape(lambda v, x: model.apply(v, x), variables, images)
+    labels = jax.random.randint(jax.random.fold_in(key, 1), logits.shape[:3], 0,
+                                logits.shape[-1], jnp.int32)
+    return images, labels, variables["params"], logits.shape[-1]
+
+
+def time_jax_step(name: str, dtype: str, args: argparse.Namespace, key: jax.Array
+                  ) -> dict[str, Any]:
+    model = models.build({"name": name, "dtype": dtype})
+    images, labels, shapes, classes = make_batch(name, model, args, key)
+    params = common.random_params(shapes, args.seed)
+    state = train_state.TrainState.create(
+        apply_fn=model.apply, params=params, tx=optax.sgd(LEARNING_RATE, momentum=MOMENTUM))
+    step, compile_s = common.compile_timed(train_step, state, images, labels, key, donate=(0,))
+    cost = common.cost(step)
+    holder = {"state": state}
+
+    def call():
+        holder["state"], loss = step(holder["state"], images, labels, key)
+        return loss
+
+    times = common.time_jax(call, args.warmup, args.repeats)
+    loss = float(call())
+    ms = common.median_ms(times)
+    batch, side = images.shape[0], images.shape[1]
+    row = {"model": name, "dtype": dtype, "batch": batch, "size": f"{side}x{side}",
+           "height": side, "width": side, "classes": classes,
+           "gflop_per_image": cost["flops"] / batch / 1e9, "gbytes": cost["bytes"] / 1e9,
+           "compile_s": compile_s, "ms": ms, "ms_min": 1e3 * min(times),
+           "img_s": 1e3 * batch / ms, "tflop_s": cost["flops"] / (ms / 1e3) / 1e12,
+           "loss": loss, "repeats": args.repeats}
+    common.log(f"  jax   {name} {dtype} b{batch}: compile {compile_s:.2f} s, {ms:.2f} ms/step, "
+               f"{row['img_s']:.1f} img/s, loss {loss:.3f}")
+    return row
+
+
+def time_torch_step(name: str, row: dict[str, Any], args: argparse.Namespace) -> None:
+    """Add PyTorch eager (and torch.compile) train-step columns to ``row``, in place."""
+    import torch
+    import torch.nn.functional as F
+
+    from benchmarks import torch_models
+
+    device = common.torch_device()
+    common.torch_setup(device)
+    channels = common.IMAGE_CHANNELS.get(name, 3)
+    kwargs = {"in_channels": channels} if name == "unet" else {}
+    bf16 = row["dtype"] == "bfloat16"
+    batch, side = row["batch"], row["height"]
+    x = torch.randn(batch, channels, side, side, device=device)
+    x = x.contiguous(memory_format=torch.channels_last)
+
+    def run(compile_it: bool) -> tuple[float, list[float]]:
+        model = torch_models.build(name, **kwargs)
+        torch_models.randomize_(model, args.seed)
+        model = model.to(device).train().to(memory_format=torch.channels_last)
+        net = torch.compile(model, dynamic=False, mode=args.compile_mode) if compile_it else model
+        optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
+        with torch.no_grad(), torch.autocast(device, torch.bfloat16, enabled=bf16):
+            out_shape = model(x[:1]).shape
+        labels = torch.randint(0, out_shape[1], (batch, *out_shape[2:]), device=device)
+
+        def step():
+            with torch.autocast(device, torch.bfloat16, enabled=bf16):
+                logits = net(x)
+            loss = F.cross_entropy(logits.float(), labels)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        try:
+            return common.time_torch(step, device, args.warmup, args.repeats)
+        finally:
+            del model, net, optimizer
+            common.torch_free(device)
+
+    first, times = run(False)
+    row["torch_eager_ms"] = common.median_ms(times)
+    row["torch_eager_img_s"] = 1e3 * batch / row["torch_eager_ms"]
+    row["jax_over_eager"] = common.ratio(row["ms"], row["torch_eager_ms"])
+    msg = f"eager {row['torch_eager_ms']:.2f} ms/step"
+    if not args.no_compile:
+        try:
+            first, times = run(True)
+            row["torch_compile_s"] = first
+            row["torch_compile_ms"] = common.median_ms(times)
+            row["jax_over_compile"] = common.ratio(row["ms"], row["torch_compile_ms"])
+            msg += f", compiled {row['torch_compile_ms']:.2f} ms/step (first {first:.1f} s)"
+        except Exception as e:  # noqa: BLE001 - report why and keep the row
+            row["torch_compile_error"] = f"{type(e).__name__}: {e}"[:300]
+            msg += f", torch.compile failed: {row['torch_compile_error']}"
+    row["torch"] = torch.__version__
+    row["torch_device"] = torch.cuda.get_device_name() if device == "cuda" else "cpu"
+    common.log(f"  torch {name} {row['dtype']} b{batch}: {msg}")
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    args = parse_args(argv)
+    report = sys.stderr if args.json else sys.stdout
+    if args.torch:
+        # JAX must not grab most of the GPU when PyTorch shares the process.
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    header = common.device_header()
+    print(f"# train step | device {header['device']} ({header['platform']}) | jax "
+          f"{header['jax']} flax {header['flax']} | SGD momentum {MOMENTUM}, mean pixel "
+          f"xent | {args.repeats} steps after {args.warmup} warm-up", file=report)
+    key = jax.random.key(args.seed)
+    rows = []
+    for name in args.models:
+        for dtype in args.dtypes:
+            row = time_jax_step(name, dtype, args, jax.random.fold_in(key, len(rows)))
+            if args.torch:
+                time_torch_step(name, row, args)
+            row.update(device=header["device"], jax=header["jax"])
+            rows.append(row)
+    print(common.format_table(rows, COLUMNS), file=report)
+    common.emit(rows, args.json, args.out)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
