@@ -19,9 +19,9 @@ def alexnet(input_pad: int = 100) -> Backbone:
         ConvLayer("conv4", 384, 3, pad=1, groups=2),
         ConvLayer("conv5", 256, 3, pad=1, groups=2),
         PoolLayer("pool5", 3, 2),
-        ConvLayer("fc6", 4096, 6),
+        ConvLayer("fc6", 4096, 6, fully_connected=True),
         PointwiseLayer("drop6", "dropout", 0.5),
-        ConvLayer("fc7", 4096, 1),
+        ConvLayer("fc7", 4096, 1, fully_connected=True),
         PointwiseLayer("drop7", "dropout", 0.5),
     )
     return Backbone("alexnet", table, output="drop7")

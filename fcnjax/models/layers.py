@@ -32,6 +32,37 @@ def conv(name: str, features: int, kernel: int, *, stride: int = 1, pad: int = 0
         bias_init=nn.initializers.zeros)
 
 
+class FullyConnectedConv(nn.Module):
+    """A VALID, stride-1 convolution computed as one matrix product over gathered windows.
+
+    The fully connected layers made convolutional (fc6: 7x7x512 -> 4096 on VGG16's pool5,
+    fc7: 1x1) have few output positions and huge kernels. Gathering each position's
+    ``k x k x C`` window with ``k * k`` slices and multiplying by the ``(k*k*C, features)``
+    kernel is the same arithmetic as the convolution, in the GEMM shape that matrix
+    libraries run best (``BENCHMARKS.md`` measures it). Parameters are those of
+    :func:`conv` (``kernel`` (k, k, C, features) HWIO, ``bias``).
+    """
+
+    features: int
+    kernel_size: int
+    dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """x: (B, H, W, C) -> (B, H - k + 1, W - k + 1, features)."""
+        k, (h, w) = self.kernel_size, x.shape[1:3]
+        if h < k or w < k:
+            raise ValueError(f"{self.name}: a {k}x{k} VALID convolution needs a map at least "
+                             f"{k}x{k}, got {h}x{w}")
+        kernel = self.param("kernel", he_normal, (k, k, x.shape[-1], self.features), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+        windows = jnp.concatenate(
+            [x[:, i:i + h - k + 1, j:j + w - k + 1] for i in range(k) for j in range(k)], axis=-1)
+        y = jnp.einsum("bhwi,io->bhwo", windows.astype(self.dtype),
+                       kernel.reshape(-1, self.features).astype(self.dtype))
+        return y + bias.astype(self.dtype)
+
+
 def max_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.Array:
     """Max pool that rounds its output size up, as Caffe does (PyTorch's ``ceil_mode=True``).
 

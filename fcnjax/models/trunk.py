@@ -34,7 +34,11 @@ class LayerSpec(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class ConvLayer:
-    """Convolution + ReLU (``conv_relu`` in the reference ``net.py``)."""
+    """Convolution + ReLU (``conv_relu`` in the reference ``net.py``).
+
+    ``fully_connected`` marks a classifier layer made convolutional (fc6, fc7): VALID,
+    stride 1, computed as a matrix product (:class:`layers.FullyConnectedConv`).
+    """
 
     name: str
     features: int
@@ -42,7 +46,13 @@ class ConvLayer:
     stride: int = 1
     pad: int = 0
     groups: int = 1
+    fully_connected: bool = False
     depth: int = 1
+
+    def __post_init__(self):
+        if self.fully_connected and (self.stride, self.pad, self.groups) != (1, 0, 1):
+            raise ValueError(f"{self.name}: a fully connected layer is a VALID, stride-1, "
+                             "ungrouped convolution")
 
     def geometry(self, g):
         return g.conv(self.kernel, self.stride, self.pad)
@@ -52,6 +62,9 @@ class ConvLayer:
 
     def __call__(self, x, *, dtype, train):
         del train
+        if self.fully_connected:
+            return nn.relu(layers.FullyConnectedConv(self.features, self.kernel, dtype,
+                                                     name=self.name)(x))
         y = layers.conv(self.name, self.features, self.kernel, stride=self.stride, pad=self.pad,
                         groups=self.groups, dtype=dtype)(x)
         return nn.relu(y)

@@ -21,9 +21,9 @@ def vgg16(input_pad: int = 100) -> Backbone:
             table.append(ConvLayer(f"conv{stage}_{i}", features, 3, pad=pad))
         table.append(PoolLayer(f"pool{stage}", 2, 2))
     table += [
-        ConvLayer("fc6", 4096, 7),
+        ConvLayer("fc6", 4096, 7, fully_connected=True),
         PointwiseLayer("drop6", "dropout", 0.5),
-        ConvLayer("fc7", 4096, 1),
+        ConvLayer("fc7", 4096, 1, fully_connected=True),
         PointwiseLayer("drop7", "dropout", 0.5),
     ]
     return Backbone("vgg16", tuple(table), output="drop7")

@@ -107,3 +107,18 @@ def test_randomize_gives_nonzero_leaves_with_same_structure():
     assert jax.tree_util.tree_structure(drawn) == jax.tree_util.tree_structure(params)
     assert float(jnp.std(drawn["a"]["kernel"])) == pytest.approx((2 / 36) ** 0.5, rel=0.2)
     assert float(jnp.abs(drawn["a"]["bias"]).sum()) > 0
+
+
+@pytest.mark.parametrize("kernel, size", [(7, (9, 12)), (1, (3, 2)), (6, (6, 6))])
+def test_fully_connected_conv_equals_the_valid_convolution(kernel, size):
+    import flax.linen as nn
+    x = jax.random.normal(jax.random.key(0), (2, *size, 5))
+    fc = layers.FullyConnectedConv(7, kernel)
+    variables = layers.randomize(fc.init(jax.random.key(1), x), jax.random.key(2))
+    reference = nn.Conv(7, (kernel, kernel), padding="VALID").apply(variables, x)
+    assert rel_err(fc.apply(variables, x), reference) < 1e-5
+
+
+def test_fully_connected_conv_too_small_map_is_a_clear_error():
+    with pytest.raises(ValueError, match="needs a map at least 7x7, got 6x9"):
+        layers.FullyConnectedConv(4, 7).init(jax.random.key(0), jnp.ones((1, 6, 9, 2)))
