@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks import common
-from fcnjax import models
+from fcnjax import describe, models
 
 MODELS = ("fcn_alexnet", "fcn32s", "fcn16s", "fcn8s", "fcn_googlenet", "unet")
 
@@ -55,8 +55,9 @@ COLUMNS = (
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default=",".join(MODELS),
-                   help="comma-separated names of fcnjax.models.MODELS")
+    p.add_argument("--models", default=None,
+                   help="comma-separated names of fcnjax.models.MODELS (default: Table 1's "
+                   "timed models; with --describe also fcn8s_atonce)")
     p.add_argument("--dtypes", default="float32,bfloat16", help="model compute dtypes")
     p.add_argument("--batch", default=None, help="comma-separated batch sizes (default 1,16)")
     p.add_argument("--size", type=int, default=None, help="FCN input side (default 500)")
@@ -77,7 +78,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     quick = args.quick
-    args.models = [m for m in args.models.split(",") if m]
+    default_models = describe.TABLE1_MODELS if args.describe else MODELS
+    args.models = [m for m in (args.models or ",".join(default_models)).split(",") if m]
     args.dtypes = [d for d in args.dtypes.split(",") if d]
     args.batch = [int(b) for b in (args.batch or ("1,2" if quick else "1,16")).split(",")]
     args.size = args.size or (64 if quick else 500)
@@ -189,17 +191,11 @@ def time_torch_model(name: str, rows: list[dict[str, Any]], args: argparse.Names
     common.torch_free(device)
 
 
-def describe_rows(names: list[str]) -> list[dict[str, Any]]:
-    from fcnjax import describe
-    return [describe.describe(name) for name in names]
-
-
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
     report = sys.stderr if args.json else sys.stdout
     if args.describe:
-        from fcnjax import describe
-        rows = describe_rows(args.models)
+        rows = [describe.describe(name) for name in args.models]
         if not args.json:
             print(describe.HEADER, file=report)
             for row in rows:
