@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from fcnjax import checkpoint, losses, metrics, models, optim, visualize
 from fcnjax.data import pipeline
+from fcnjax.models import layers
 
 Batch = Mapping[str, jax.Array]
 CHANNELS = {"L": 1, "RGB": 3}
@@ -41,10 +42,7 @@ CHANNELS = {"L": 1, "RGB": 3}
 def center_crop(x: jax.Array, size: tuple[int, int]) -> jax.Array:
     """The centre ``size`` window of a (B, H, W, ...) array; offsets (H - h) // 2, (W - w) // 2."""
     (h, w), (height, width) = size, x.shape[1:3]
-    if h > height or w > width:
-        raise ValueError(f"cannot crop {h}x{w} from a {height}x{width} map")
-    top, left = (height - h) // 2, (width - w) // 2
-    return x[:, top:top + h, left:left + w]
+    return layers.crop(x, ((height - h) // 2, (width - w) // 2), size)
 
 
 def create_train_state(config: ml_collections.ConfigDict, model: Any, key: jax.Array,

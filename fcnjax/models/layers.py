@@ -122,13 +122,16 @@ def upsampling_matrix(size: int, kernel: int, stride: int, start: int, length: i
     return np.where(valid, taps[np.clip(rows, 0, kernel - 1)], 0.0).astype(np.float32)
 
 
-def crop(x: jax.Array, offset: int, size: tuple[int, int]) -> jax.Array:
-    """x[:, offset:offset + h, offset:offset + w]: the one crop used to align score maps."""
-    h, w = size
-    if x.shape[1] < offset + h or x.shape[2] < offset + w:
-        raise ValueError(
-            f"cannot crop {h}x{w} at offset {offset} from a {x.shape[1]}x{x.shape[2]} map")
-    return x[:, offset:offset + h, offset:offset + w]
+def crop(x: jax.Array, offset: int | tuple[int, int], size: tuple[int, int]) -> jax.Array:
+    """x[:, top:top + h, left:left + w]: the one crop that aligns maps (and labels to logits).
+
+    offset: cells dropped at the top and left; one int for both axes (the FCN crops).
+    """
+    (top, left), (h, w) = (offset, offset) if isinstance(offset, int) else offset, size
+    if top < 0 or left < 0 or x.shape[1] < top + h or x.shape[2] < left + w:
+        raise ValueError(f"cannot crop {h}x{w} at offset {offset} from a "
+                         f"{x.shape[1]}x{x.shape[2]} map")
+    return x[:, top:top + h, left:left + w]
 
 
 def transposed_conv(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
