@@ -27,6 +27,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.learnable_upsampling = False  # the reference keeps bilinear upscore fixed
     config.model.dtype = "float32"            # compute dtype; params stay float32
 
+    config.init = ml_collections.ConfigDict()  # where the weights start (at most one set)
+    config.init.checkpoint = ""               # workdir of an earlier stage (16s from 32s): copy
+                                              # what matches, new score layers start at zero
+    config.init.torchvision_vgg16 = ""        # torchvision VGG16 .pth: conv1_1 ... fc7
+    config.init.pytorch_fcn = ""              # pytorch-fcn FCN32s/16s/8s/8sAtOnce .pth: everything
+
     config.input = ml_collections.ConfigDict()
     config.input.source = "folder"            # fcnjax.data.pipeline.SOURCES
     # Dataset root holding <split>/<image_dir>/<name>.{png,jpg} and <split>/<label_dir>/<name>.png.

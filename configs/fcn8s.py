@@ -1,7 +1,7 @@
 """FCN-8s (VGG16, pool4 and pool3 skips): the reference's third stage, lr 1e-14.
 
     python -m fcnjax.train --config configs/fcn8s.py --workdir /tmp/fcn8s \
-        --config.input.data_dir=/data/voc_folder
+        --config.input.data_dir=/data/voc_folder --config.init.checkpoint=/tmp/fcn16s
 
 The reference initialises FCN-8s from a trained FCN-16s (score_pool3 starts at zero).
 Reference: 65.5 mean IU on seg11valid (62.7 on VOC2011 test in the paper).

@@ -31,7 +31,7 @@ from flax.training import train_state
 from PIL import Image
 from tqdm import tqdm
 
-from fcnjax import checkpoint, losses, metrics, models, optim, visualize
+from fcnjax import checkpoint, losses, metrics, models, optim, surgery, visualize
 from fcnjax.data import pipeline
 from fcnjax.models import layers
 
@@ -47,11 +47,41 @@ def center_crop(x: jax.Array, size: tuple[int, int]) -> jax.Array:
 
 def create_train_state(config: ml_collections.ConfigDict, model: Any, key: jax.Array,
                        image_shape: tuple[int, ...]) -> train_state.TrainState:
-    """Initialise ``model`` on zeros of ``image_shape`` (B, H, W, C) with the config's optimizer."""
-    init = jax.jit(functools.partial(model.init, train=False))
-    params = init(key, jnp.zeros(image_shape, jnp.float32))["params"]
+    """Initialise ``model`` on zeros of ``image_shape`` (B, H, W, C) with the config's optimizer.
+
+    Weights come from :func:`initial_params` when ``config.init`` names a source.
+    """
+    params = initial_params(config.init, model, key, image_shape)
+    if params is None:
+        init = jax.jit(functools.partial(model.init, train=False))
+        params = init(key, jnp.zeros(image_shape, jnp.float32))["params"]
     tx = optim.make_optimizer(config.optim, config.train.steps)
     return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+
+
+def initial_params(init: ml_collections.ConfigDict, model: Any, key: jax.Array,
+                   image_shape: tuple[int, ...]) -> Any | None:
+    """Params from ``config.init``'s source, or None to draw them at random.
+
+    ``checkpoint``: an earlier stage's workdir (FCN-16s from FCN-32s; new score layers zero);
+    ``torchvision_vgg16`` / ``pytorch_fcn``: PyTorch weight files (:mod:`fcnjax.surgery`).
+    """
+    sources = {k: v for k, v in init.items() if v}
+    if len(sources) > 1:
+        raise ValueError(f"config.init names {sorted(sources)}: set at most one")
+    if not sources:
+        return None
+    (source, path), = sources.items()
+    image = jax.ShapeDtypeStruct(image_shape, jnp.float32)
+    if source == "pytorch_fcn":
+        params = surgery.from_pytorch_fcn(path, model)
+    else:
+        old = (checkpoint.restore_params(path) if source == "checkpoint"
+               else {"trunk": surgery.from_torchvision_vgg16(path)})
+        params, report = surgery.stage_init(model, old, key, image)
+        tqdm.write(f"init from {source} {path}: {len(report.copied)} arrays copied, "
+                   f"new: {', '.join(report.new) or 'none'}")
+    return jax.tree_util.tree_map(jnp.asarray, params)
 
 
 def score_batch(logits: jax.Array, batch: Batch, *, reduction: str,

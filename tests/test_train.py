@@ -105,3 +105,25 @@ def test_train_and_evaluate_on_sample_checkpoints_resumes_and_writes_metrics(tmp
     scored = evaluate.evaluate_checkpoint(config, resumed)
     assert scored["step"] == 3
     assert {k: scored[k] for k in final} == pytest.approx(final)
+
+
+def test_a_stage_starts_from_the_previous_stages_checkpoint(tmp_path):
+    """FCN-16s-style growth (GoogLeNet trunk, small): trunk and score_fr copied, skip zero."""
+    coarse = models.build({"name": "fcn_googlenet", "num_classes": 3})
+    key, shape = jax.random.key(0, impl="rbg"), (1, 8, 8, 3)
+    old = coarse.init(key, jnp.zeros(shape))["params"]
+    old = jax.tree.map(lambda x: x + 1.0, old)  # non-zero score_fr, distinct from any init
+    with checkpoint.make_manager(str(tmp_path)) as manager:
+        checkpoint.save(manager, 7, {"params": old, "step": 7})
+        checkpoint.wait(manager)
+    config = tiny_config()
+    config.init.checkpoint = str(tmp_path)
+    fine = models.build({"name": "fcn_googlenet", "num_classes": 3, "skips": ("pool3",)})
+    state = train.create_train_state(config, fine, key, shape)
+    np.testing.assert_array_equal(state.params["score_fr"]["kernel"], old["score_fr"]["kernel"])
+    np.testing.assert_array_equal(state.params["trunk"]["conv1"]["kernel"],
+                                  old["trunk"]["conv1"]["kernel"])
+    assert not np.any(state.params["score_pool3"]["kernel"])
+    config.init.pytorch_fcn = "/nonexistent.pth"
+    with pytest.raises(ValueError, match="set at most one"):
+        train.create_train_state(config, fine, key, shape)
