@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import statistics
 import sys
 import time
@@ -17,9 +16,11 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-PAPER_K40C_MS = {"fcn_alexnet": 50.0, "fcn32s": 210.0, "fcn_googlenet": 59.0}
+from fcnjax.describe import PAPER_TABLE1
+from fcnjax.models import layers
+
+PAPER_K40C_MS = {name: row["k40c_ms"] for name, row in PAPER_TABLE1.items()}
 """FCN paper, Table 1: forward time of a 500x500 image on a Tesla K40c (FCN-VGG16 = 32s)."""
 
 IMAGE_CHANNELS = {"unet": 1}
@@ -50,21 +51,9 @@ def unet_valid_size(at_least: int) -> int:
 # --------------------------------------------------------------------------- JAX side
 
 def random_params(shapes: Any, seed: int) -> Any:
-    """Random float32 parameters for a pytree of shapes (``jax.eval_shape`` of ``init``).
-
-    Kernels N(0, 2 / fan_in) with HWIO fan_in (every axis but the last), biases
-    N(0, ``BIAS_STD``^2): nothing stays at zero, unlike the reference's zero-initialised
-    score layers; the same distribution as ``torch_models.randomize_``. Drawn with a seeded NumPy
-    generator: ``jax.random`` compiles one program per leaf shape (about 30 s for
-    GoogLeNet's ~120 leaves on CPU) and the draw itself is not what is being timed.
-    """
-    rng = np.random.default_rng(seed)
-
-    def draw(leaf):
-        std = math.sqrt(2.0 / math.prod(leaf.shape[:-1])) if len(leaf.shape) > 1 else BIAS_STD
-        return jnp.asarray(rng.standard_normal(leaf.shape, np.float32) * np.float32(std))
-
-    return jax.tree_util.tree_map(draw, shapes)
+    """Random float32 parameters (``layers.randomize``), the distribution of
+    ``torch_models.randomize_``: nothing stays at the reference's zero score layers."""
+    return layers.randomize(shapes, seed, BIAS_STD)
 
 
 def cost(compiled: Any) -> dict[str, float]:

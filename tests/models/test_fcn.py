@@ -12,9 +12,7 @@ IMAGE = jax.random.normal(jax.random.key(42), (1, 19, 24, 3)) * 50
 
 
 def init_random(model, image, seed=0):
-    params = jax.eval_shape(model.init, jax.random.key(0), image)["params"]
-    params = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), params)
-    return randomize(params, jax.random.key(seed))
+    return randomize(jax.eval_shape(model.init, jax.random.key(0), image)["params"], seed)
 
 
 def rel_err(a, b):

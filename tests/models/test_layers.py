@@ -103,7 +103,7 @@ def test_crop_names_the_sizes_when_it_cannot_crop():
 
 def test_randomize_gives_nonzero_leaves_with_same_structure():
     params = {"a": {"kernel": jnp.zeros((3, 3, 4, 8)), "bias": jnp.zeros((8,))}}
-    drawn = layers.randomize(params, jax.random.key(0))
+    drawn = layers.randomize(params, 0, bias_std=0.1)
     assert jax.tree_util.tree_structure(drawn) == jax.tree_util.tree_structure(params)
     assert float(jnp.std(drawn["a"]["kernel"])) == pytest.approx((2 / 36) ** 0.5, rel=0.2)
     assert float(jnp.abs(drawn["a"]["bias"]).sum()) > 0
@@ -114,7 +114,7 @@ def test_fully_connected_conv_equals_the_valid_convolution(kernel, size):
     import flax.linen as nn
     x = jax.random.normal(jax.random.key(0), (2, *size, 5))
     fc = layers.FullyConnectedConv(7, kernel)
-    variables = layers.randomize(fc.init(jax.random.key(1), x), jax.random.key(2))
+    variables = layers.randomize(fc.init(jax.random.key(1), x), 2)
     reference = nn.Conv(7, (kernel, kernel), padding="VALID").apply(variables, x)
     assert rel_err(fc.apply(variables, x), reference) < 1e-5
 
