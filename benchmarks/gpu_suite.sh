@@ -16,6 +16,6 @@ stage() {  # stage NAME SECONDS ARGS...
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$out/gpu.txt"
 "$py" -c "import jax, flax, torch; print(jax.__version__, flax.__version__, torch.__version__, jax.devices())" | tee -a "$out/gpu.txt"
 git rev-parse HEAD 2>/dev/null | tee -a "$out/gpu.txt"
-stage fwd_fcn8s 200 benchmarks/forward_time.py --models fcn8s --torch --repeats 30
-stage fwd_table1 150 benchmarks/forward_time.py --models fcn_alexnet,fcn32s,fcn16s,fcn_googlenet,unet --torch --no-compile --repeats 20
-stage train 190 benchmarks/train_step.py --models fcn8s,unet --torch --no-compile --repeats 10
+stage fwd_fcn8s 240 benchmarks/forward_time.py --models fcn8s --torch --repeats 30
+stage fwd_table1 140 benchmarks/forward_time.py --models fcn_alexnet,fcn32s,fcn16s,fcn_googlenet,unet --torch --no-compile --repeats 20
+stage train 170 benchmarks/train_step.py --models fcn8s,unet --torch --no-compile --repeats 10
