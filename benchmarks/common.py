@@ -7,6 +7,7 @@ report the median of ``repeats`` timed calls after ``warmup`` untimed ones.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import statistics
@@ -30,6 +31,27 @@ BIAS_STD = 0.01
 """Standard deviation of the random biases, in both frameworks."""
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def add_shared_args(parser: argparse.ArgumentParser) -> None:
+    """The flags both benchmarks take: dtypes, output, the PyTorch side, seed."""
+    parser.add_argument("--dtypes", default="float32,bfloat16", help="model compute dtypes")
+    parser.add_argument("--json", action="store_true", help="rows as JSON lines on stdout")
+    parser.add_argument("--out", default=None, help="also write the rows as JSON lines here")
+    parser.add_argument("--torch", action="store_true", help="time the PyTorch versions too")
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    parser.add_argument("--compile-mode", default=None,
+                        help="torch.compile mode, e.g. max-autotune (default: torch's default)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def parse_dtypes(text: str) -> list[str]:
+    """``--dtypes`` as a list, each checked against :data:`DTYPES`."""
+    dtypes = [d for d in text.split(",") if d]
+    for d in dtypes:
+        if d not in DTYPES:
+            raise SystemExit(f"--dtypes: {d!r} is not one of {sorted(DTYPES)}")
+    return dtypes
 
 
 def unet_valid_size(at_least: int) -> int:

@@ -58,7 +58,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--models", default=None,
                    help="comma-separated names of fcnjax.models.MODELS (default: Table 1's "
                    "timed models; with --describe also fcn8s_atonce)")
-    p.add_argument("--dtypes", default="float32,bfloat16", help="model compute dtypes")
     p.add_argument("--batch", default=None, help="comma-separated batch sizes (default 1,16)")
     p.add_argument("--size", type=int, default=None, help="FCN input side (default 500)")
     p.add_argument("--unet-size", type=int, default=None,
@@ -69,26 +68,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="CPU smoke run: 64x64 (U-Net 188), batch 1 and 2, 2 repeats, no warm-up")
     p.add_argument("--describe", action="store_true",
                    help="print fcnjax.describe.describe() per model and exit")
-    p.add_argument("--json", action="store_true", help="rows as JSON lines on stdout")
-    p.add_argument("--out", default=None, help="also write the rows as JSON lines here")
-    p.add_argument("--torch", action="store_true", help="time the PyTorch versions too")
-    p.add_argument("--no-compile", action="store_true", help="skip torch.compile")
-    p.add_argument("--compile-mode", default=None,
-                   help="torch.compile mode, e.g. max-autotune (default: torch's default)")
-    p.add_argument("--seed", type=int, default=0)
+    common.add_shared_args(p)
     args = p.parse_args(argv)
     quick = args.quick
     default_models = describe.TABLE1_MODELS if args.describe else MODELS
     args.models = [m for m in (args.models or ",".join(default_models)).split(",") if m]
-    args.dtypes = [d for d in args.dtypes.split(",") if d]
+    args.dtypes = common.parse_dtypes(args.dtypes)
     args.batch = [int(b) for b in (args.batch or ("1,2" if quick else "1,16")).split(",")]
     args.size = args.size or (64 if quick else 500)
     args.unet_size = common.unet_valid_size(args.unet_size or (1 if quick else 572))
     args.repeats = args.repeats or (2 if quick else 50)
     args.warmup = args.warmup if args.warmup is not None else (0 if quick else 5)
-    for d in args.dtypes:
-        if d not in common.DTYPES:
-            raise SystemExit(f"--dtypes: {d!r} is not one of {sorted(common.DTYPES)}")
     for m in args.models:
         if m not in models.MODELS:
             raise SystemExit(f"--models: {m!r} is not one of {sorted(models.MODELS)}")

@@ -4,10 +4,14 @@
     python -m benchmarks.train_step --torch           # + PyTorch eager / torch.compile
     python -m benchmarks.train_step --quick           # tiny CPU smoke run
 
-One step = forward (dropout on), mean per-pixel softmax cross-entropy over random labels,
-backward, SGD with momentum 0.9; the train state is donated to the jitted step. Parameters
-stay float32; ``bfloat16`` is the model's compute dtype (autocast on the PyTorch side).
-Compile time is measured apart; img/s = batch / median step time.
+One step is fcnjax's own ``fcnjax.train.train_step`` with the optimizer of
+``fcnjax.optim.make_optimizer``: forward (dropout on), mean per-pixel softmax
+cross-entropy over random labels (void-masked, plus the step's confusion matrix),
+backward, SGD with momentum 0.9, weight decay 5e-4, biases at 2x the rate without decay;
+the train state is donated to the jitted step. PyTorch runs the same recipe (parameter
+groups for the biases). Parameters stay float32; ``bfloat16`` is the model's compute dtype
+(autocast on the PyTorch side). Compile time is measured apart; img/s = batch / median
+step time.
 """
 
 from __future__ import annotations
@@ -23,17 +27,18 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax.training import train_state
 
 from benchmarks import common
-from fcnjax import models
+from fcnjax import models, optim, train
 
 WORKLOADS = {"fcn8s": 500, "unet": 572}
 """Model -> input side of the timed step (the paper's FCN canvas, U-Net's 572 tile)."""
 
-LEARNING_RATE = 1e-4
-MOMENTUM = 0.9
+OPTIM = {"learning_rate": 1e-4, "momentum": 0.9, "weight_decay": 5e-4, "bias_lr_mult": 2.0,
+         "bias_decay_mult": 0.0, "train_upscore": False, "schedule": "constant",
+         "accumulate": 1}
+"""``config.optim`` of the timed step (fcnjax.optim.make_optimizer's fields)."""
 
 COLUMNS = (
     common.Column("model", "model"),
@@ -57,7 +62,6 @@ COLUMNS = (
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default=",".join(WORKLOADS))
-    p.add_argument("--dtypes", default="float32,bfloat16")
     p.add_argument("--batch", type=int, default=None, help="images per step (default 8)")
     p.add_argument("--size", type=int, default=None, help="FCN input side (default 500)")
     p.add_argument("--unet-size", type=int, default=None, help="U-Net input side (default 572)")
@@ -65,16 +69,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 3)")
     p.add_argument("--quick", action="store_true",
                    help="CPU smoke run: batch 1 at 64x64 (U-Net 188), 2 steps")
-    p.add_argument("--json", action="store_true", help="rows as JSON lines on stdout")
-    p.add_argument("--out", default=None, help="also write the rows as JSON lines here")
-    p.add_argument("--torch", action="store_true", help="time the PyTorch versions too")
-    p.add_argument("--no-compile", action="store_true", help="skip torch.compile")
-    p.add_argument("--compile-mode", default=None, help="torch.compile mode")
-    p.add_argument("--seed", type=int, default=0)
+    common.add_shared_args(p)
     args = p.parse_args(argv)
     quick = args.quick
     args.models = [m for m in args.models.split(",") if m]
-    args.dtypes = [d for d in args.dtypes.split(",") if d]
+    args.dtypes = common.parse_dtypes(args.dtypes)
     args.batch = args.batch or (1 if quick else 8)
     args.sides = {"fcn8s": args.size or (64 if quick else WORKLOADS["fcn8s"]),
                   "unet": common.unet_valid_size(args.unet_size or (1 if quick else 572))}
@@ -83,30 +82,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for m in args.models:
         if m not in WORKLOADS:
             raise SystemExit(f"--models: {m!r} is not one of {sorted(WORKLOADS)}")
-    for d in args.dtypes:
-        if d not in common.DTYPES:
-            raise SystemExit(f"--dtypes: {d!r} is not one of {sorted(common.DTYPES)}")
     return args
-
-
-def pixel_loss(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Mean softmax cross-entropy over pixels: logits (B, H, W, C), labels int32 (B, H, W)."""
-    return optax.softmax_cross_entropy_with_integer_labels(
-        logits.astype(jnp.float32), labels).mean()
-
-
-def train_step(state: train_state.TrainState, images: jax.Array, labels: jax.Array,
-               key: jax.Array) -> tuple[train_state.TrainState, jax.Array]:
-    """One SGD-momentum step; dropout's key is ``key`` folded with the step number."""
-    dropout_key = jax.random.fold_in(key, state.step)
-
-    def loss_fn(params):
-        logits = state.apply_fn({"params": params}, images, train=True,
-                                rngs={"dropout": dropout_key})
-        return pixel_loss(logits, labels)
-
-    loss, grads = jax.value_and_grad(loss_fn)(state.params)
-    return state.apply_gradients(grads=grads), loss
 
 
 def make_batch(name: str, model, args: argparse.Namespace, key: jax.Array):
@@ -127,14 +103,15 @@ def time_jax_step(name: str, dtype: str, args: argparse.Namespace, key: jax.Arra
     images, labels, shapes, classes = make_batch(name, model, args, key)
     params = common.random_params(shapes, args.seed)
     state = train_state.TrainState.create(
-        apply_fn=model.apply, params=params, tx=optax.sgd(LEARNING_RATE, momentum=MOMENTUM))
-    step, compile_s = common.compile_timed(train_step, state, images, labels, key, donate=(0,))
+        apply_fn=model.apply, params=params, tx=optim.make_optimizer(OPTIM, args.repeats))
+    batch = {"image": images, "label": labels}
+    step, compile_s = common.compile_timed(train.train_step, state, batch, key, donate=(0,))
     cost = common.cost(step)
     holder = {"state": state}
 
     def call():
-        holder["state"], loss = step(holder["state"], images, labels, key)
-        return loss
+        holder["state"], measured = step(holder["state"], batch, key)
+        return measured["loss"]
 
     times = common.time_jax(call, args.warmup, args.repeats)
     loss = float(call())
@@ -172,7 +149,13 @@ def time_torch_step(name: str, row: dict[str, Any], args: argparse.Namespace) ->
         torch_models.randomize_(model, args.seed)
         model = model.to(device).train().to(memory_format=torch.channels_last)
         net = torch.compile(model, dynamic=False, mode=args.compile_mode) if compile_it else model
-        optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM)
+        named = list(model.named_parameters())
+        groups = [{"params": [p for n, p in named if not n.endswith("bias")],
+                   "weight_decay": OPTIM["weight_decay"]},
+                  {"params": [p for n, p in named if n.endswith("bias")],
+                   "lr": OPTIM["learning_rate"] * OPTIM["bias_lr_mult"], "weight_decay": 0.0}]
+        optimizer = torch.optim.SGD(groups, lr=OPTIM["learning_rate"],
+                                    momentum=OPTIM["momentum"])
         with torch.no_grad(), torch.autocast(device, torch.bfloat16, enabled=bf16):
             out_shape = model(x[:1]).shape
         labels = torch.randint(0, out_shape[1], (batch, *out_shape[2:]), device=device)
@@ -219,7 +202,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     header = common.device_header()
     print(f"# train step | device {header['device']} ({header['platform']}) | jax "
-          f"{header['jax']} flax {header['flax']} | SGD momentum {MOMENTUM}, mean pixel "
+          f"{header['jax']} flax {header['flax']} | SGD momentum {OPTIM['momentum']}, mean pixel "
           f"xent | {args.repeats} steps after {args.warmup} warm-up", file=report)
     key = jax.random.key(args.seed)
     rows = []

@@ -21,19 +21,20 @@ import functools
 import json
 import os
 import time
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from flax.training import train_state
 from PIL import Image
 from tqdm import tqdm
 
 from fcnjax import checkpoint, losses, metrics, models, optim, surgery, visualize
-from fcnjax.data import pipeline
 from fcnjax.models import layers
+
+if TYPE_CHECKING:
+    import ml_collections
 
 Batch = Mapping[str, jax.Array]
 CHANNELS = {"L": 1, "RGB": 3}
@@ -201,6 +202,8 @@ def log_eval(config: ml_collections.ConfigDict, workdir: str, step: int, eval_fn
 def train_loop(config: ml_collections.ConfigDict, workdir: str, state: train_state.TrainState,
                manager: Any, dropout_key: jax.Array) -> dict[str, float]:
     """Steps ``state.step + 1 .. config.train.steps``: log, evaluate, checkpoint on schedule."""
+    from fcnjax.data import pipeline  # grain: needed to train, not to import train_step
+
     cfg, start = config.train, int(state.step)
     step_fn = jax.jit(functools.partial(train_step, reduction=config.loss.reduction,
                                         ignore_label=config.loss.ignore_label),
