@@ -32,7 +32,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
     model = models.build(config.model)
     image_shape = (1, *config.input.crop_size, train.CHANNELS[config.input.image_mode])
     key = jax.random.key(config.seed, impl=config.prng_impl)
-    state = train.create_train_state(config, model, key, image_shape)
+    state = train.create_train_state(config, model, key, image_shape, pretrained=False)
     with checkpoint.make_manager(workdir, create=False) as manager:
         state = checkpoint.restore_latest(manager, state)
     eval_fn = jax.jit(functools.partial(train.eval_step, ignore_label=config.loss.ignore_label))

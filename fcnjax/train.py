@@ -47,12 +47,15 @@ def center_crop(x: jax.Array, size: tuple[int, int]) -> jax.Array:
 
 
 def create_train_state(config: ml_collections.ConfigDict, model: Any, key: jax.Array,
-                       image_shape: tuple[int, ...]) -> train_state.TrainState:
+                       image_shape: tuple[int, ...], *, pretrained: bool = True
+                       ) -> train_state.TrainState:
     """Initialise ``model`` on zeros of ``image_shape`` (B, H, W, C) with the config's optimizer.
 
-    Weights come from :func:`initial_params` when ``config.init`` names a source.
+    Weights come from :func:`initial_params` when ``config.init`` names a source and
+    ``pretrained`` is set; pass ``pretrained=False`` for a template that a checkpoint
+    restore will overwrite anyway (no weight file is read then).
     """
-    params = initial_params(config.init, model, key, image_shape)
+    params = initial_params(config.init, model, key, image_shape) if pretrained else None
     if params is None:
         init = jax.jit(functools.partial(model.init, train=False))
         params = init(key, jnp.zeros(image_shape, jnp.float32))["params"]
@@ -254,7 +257,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     model = models.build(config.model)
     image_shape = (config.train.batch_size, *config.input.crop_size,
                    CHANNELS[config.input.image_mode])
-    state = create_train_state(config, model, init_key, image_shape)
+    resuming = checkpoint.latest_step(workdir) is not None
+    state = create_train_state(config, model, init_key, image_shape, pretrained=not resuming)
     manager = checkpoint.make_manager(workdir, max_to_keep=config.train.max_to_keep)
     try:
         state = checkpoint.restore_latest(manager, state)

@@ -127,3 +127,15 @@ def test_a_stage_starts_from_the_previous_stages_checkpoint(tmp_path):
     config.init.pytorch_fcn = "/nonexistent.pth"
     with pytest.raises(ValueError, match="set at most one"):
         train.create_train_state(config, fine, key, shape)
+
+
+def test_restore_templates_read_no_weight_file():
+    """Resuming or evaluating restores a checkpoint: config.init's file is never opened."""
+    config = tiny_config()
+    config.init.pytorch_fcn = "/nonexistent/weights.pth"
+    model = models.build(config.model)
+    key = jax.random.key(0, impl="rbg")
+    with pytest.raises(FileNotFoundError):
+        train.create_train_state(config, model, key, (1, 32, 32, 1))
+    state = train.create_train_state(config, model, key, (1, 32, 32, 1), pretrained=False)
+    assert int(state.step) == 0
