@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
-# Every GPU figure BENCHMARKS.md asks for, in one device call of under ~9 minutes:
+# Every GPU figure BENCHMARKS.md asks for, in one device call of under ~8 minutes:
 #   run(command="bash benchmarks/gpu_suite.sh", timeout_s=600)
 # Each stage has its own time limit so a slow one cannot take the rest down; rows go to
 # $OUT (or ./gpu_out) as JSON lines, logs beside them. Needs jax, flax, optax, torch only.
 # QUICK=1 bash benchmarks/gpu_suite.sh  checks the script on a CPU at tiny sizes.
+# STAGES="fwd_fcn8s train" runs only those stages (default: all three).
 set -u
 out=${OUT:-gpu_out}; mkdir -p "$out"
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 py=${PYTHON:-python3}
+stages=" ${STAGES:-fwd_fcn8s fwd_table1 train} "
 stage() {  # stage NAME SECONDS ARGS...
   local name=$1 limit=$2; shift 2
+  [[ $stages == *" $name "* ]] || return 0
   echo "=== $name (limit ${limit}s)"
   timeout "$limit" "$py" "$@" ${QUICK:+--quick} --out "$out/$name.jsonl" 2>&1 | tee "$out/$name.log" | tail -25
 }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$out/gpu.txt"
 "$py" -c "import jax, flax, torch; print(jax.__version__, flax.__version__, torch.__version__, jax.devices())" | tee -a "$out/gpu.txt"
 git rev-parse HEAD 2>/dev/null | tee -a "$out/gpu.txt"
-stage fwd_fcn8s 240 benchmarks/forward_time.py --models fcn8s --torch --repeats 30
+stage fwd_fcn8s 200 benchmarks/forward_time.py --models fcn8s --torch --repeats 30
 stage fwd_table1 140 benchmarks/forward_time.py --models fcn_alexnet,fcn32s,fcn16s,fcn_googlenet,unet --torch --no-compile --repeats 20
-stage train 170 benchmarks/train_step.py --models fcn8s,unet --torch --no-compile --repeats 10
+stage train 150 benchmarks/train_step.py --models fcn8s,unet --torch --no-compile --repeats 10
