@@ -1,0 +1,196 @@
+"""Where a train step spends its time: a jax.profiler trace summed by kernel, and A/B variants.
+
+    python benchmarks/profile_step.py                          # fcn8s bf16 8x500x500
+    python benchmarks/profile_step.py --variants base,pool_reshape --top 30
+    python benchmarks/profile_step.py --quick                  # CPU smoke run
+
+For each variant the step (``fcnjax.train.train_step``, the optimizer of
+``benchmarks.train_step``) is compiled and timed (median of ``--repeats``), then a few steps
+of the first variant are traced with ``jax.profiler`` and the device's kernels are summed
+by name: the top ``--top`` lines say where the milliseconds go. Variants swap one piece of
+the library for a candidate replacement, for this process only:
+
+- ``base``: the library as it is.
+- ``pool_reshape``: non-overlapping max pools (kernel = stride) as a reshape and a max over
+  the window axes, whose gradient is an elementwise select instead of XLA's
+  select-and-scatter.
+- ``no_confusion``: the step's confusion matrix replaced by zeros (diagnostic: what the
+  metric costs inside the step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import glob
+import gzip
+import json
+import os
+import pathlib
+import sys
+import tempfile
+from typing import Any, Iterator
+
+if __package__ in (None, ""):  # run as a file: make the repository root importable
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import jax
+import jax.numpy as jnp
+from flax.training import train_state
+
+from benchmarks import common
+from benchmarks.train_step import OPTIM, make_batch
+from fcnjax import metrics, models, optim, train
+from fcnjax.models import layers
+
+
+def reshape_max_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.Array:
+    """``layers.max_pool`` for kernel == stride, pad 0: -inf fill to a multiple of the
+    stride (Caffe's rounding up), then a max over each window's own axes."""
+    if kernel != stride or pad:
+        return ORIGINAL["max_pool"](x, kernel, stride, pad)
+    b, h, w, c = x.shape
+    oh, ow = -(-h // stride), -(-w // stride)
+    x = jnp.pad(x, ((0, 0), (0, oh * stride - h), (0, ow * stride - w), (0, 0)),
+                constant_values=-jnp.inf)
+    return x.reshape(b, oh, stride, ow, stride, c).max(axis=(2, 4))
+
+
+def zero_confusion(labels, predictions, num_classes, *args, **kwargs):
+    return jnp.zeros((num_classes, num_classes), jnp.int32)
+
+
+ORIGINAL = {"max_pool": layers.max_pool, "confusion_matrix": metrics.confusion_matrix}
+VARIANTS = {"base": {}, "pool_reshape": {(layers, "max_pool"): reshape_max_pool},
+            "no_confusion": {(metrics, "confusion_matrix"): zero_confusion}}
+
+
+@contextlib.contextmanager
+def variant(name: str) -> Iterator[None]:
+    """Patch the variant's replacements in for the duration of the block."""
+    patches = VARIANTS[name]
+    saved = {key: getattr(*key) for key in patches}
+    try:
+        for (module, attr), fn in patches.items():
+            setattr(module, attr, fn)
+        yield
+    finally:
+        for (module, attr), fn in saved.items():
+            setattr(module, attr, fn)
+
+
+def build_step(args: argparse.Namespace, key: jax.Array):
+    """Compiled train step, its state and batch, and the compile time (inside a variant)."""
+    model = models.build({"name": args.model, "dtype": args.dtype})
+    images, labels, shapes, _ = make_batch(args.model, model, args, key)
+    state = train_state.TrainState.create(
+        apply_fn=model.apply, params=common.random_params(shapes, args.seed),
+        tx=optim.make_optimizer(OPTIM, 1000))
+    batch = {"image": images, "label": labels}
+    step, compile_s = common.compile_timed(train.train_step, state, batch, key, donate=(0,))
+    return step, state, batch, compile_s
+
+
+def kernel_table(trace_dir: str, steps: int) -> list[tuple[str, int, float]]:
+    """(name, calls per step, ms per step) of the device's kernels in a perfetto trace,
+    most expensive first. Without device lanes (CPU) the XLA ops on host threads count."""
+    path, = glob.glob(os.path.join(trace_dir, "**", "*perfetto_trace.json.gz"), recursive=True)
+    with gzip.open(path, "rt") as f:
+        events = json.load(f)
+    events = events["traceEvents"] if isinstance(events, dict) else events
+    lanes = {e["pid"]: e["args"].get("name", "") for e in events
+             if e.get("ph") == "M" and e.get("name") == "process_name"}
+    device = {pid for pid, name in lanes.items() if "/device:" in name}
+    total, calls = collections.Counter(), collections.Counter()
+    for e in events:
+        if e.get("ph") != "X" or "dur" not in e:
+            continue
+        op = e.get("args", {}).get("hlo_op")
+        if device and e.get("pid") not in device or not device and op is None:
+            continue
+        name = f"{op}: {e['name']}" if op and op != e["name"] else e["name"]
+        total[name] += e["dur"]
+        calls[name] += 1
+    return [(name, round(calls[name] / steps), us / 1e3 / steps)
+            for name, us in total.most_common()]
+
+
+def profile(step, state, batch, key, steps: int) -> tuple[Any, list[tuple[str, int, float]]]:
+    with tempfile.TemporaryDirectory() as trace_dir:
+        with jax.profiler.trace(trace_dir, create_perfetto_trace=True):
+            for _ in range(steps):
+                state, measured = step(state, batch, key)
+            jax.block_until_ready(measured)
+        return state, kernel_table(trace_dir, steps)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="fcn8s", choices=("fcn8s", "unet"))
+    p.add_argument("--dtype", default="bfloat16", choices=tuple(common.DTYPES))
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--size", type=int, default=500, help="FCN input side")
+    p.add_argument("--unet-size", type=int, default=572)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--trace-steps", type=int, default=3)
+    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--variants", default="base,pool_reshape,no_confusion")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="write the timings and kernel table (JSON)")
+    p.add_argument("--hlo", default=None, help="write the first variant's optimized HLO here")
+    p.add_argument("--quick", action="store_true", help="CPU smoke run: 1x64x64, 2 repeats")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.batch, args.size, args.unet_size, args.repeats, args.trace_steps = 1, 64, 188, 2, 1
+    args.variants = [v for v in args.variants.split(",") if v]
+    for v in args.variants:
+        if v not in VARIANTS:
+            raise SystemExit(f"--variants: {v!r} is not one of {sorted(VARIANTS)}")
+    args.sides = {"fcn8s": args.size, "unet": common.unet_valid_size(args.unet_size)}
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    key = jax.random.key(args.seed)
+    header = common.device_header()
+    common.log(f"# profile {args.model} {args.dtype} b{args.batch} | {header['device']} | "
+               f"jax {jax.__version__}")
+    result: dict[str, Any] = {**header, "model": args.model, "dtype": args.dtype,
+                              "batch": args.batch, "variants": {}}
+    for i, name in enumerate(args.variants):
+        with variant(name):
+            step, state, batch, compile_s = build_step(args, key)
+            holder = {"state": state}
+
+            def call():
+                holder["state"], measured = step(holder["state"], batch, key)
+                return measured["loss"]
+
+            ms = common.median_ms(common.time_jax(call, 2, args.repeats))
+            result["variants"][name] = {"ms": ms, "compile_s": compile_s,
+                                        "img_s": 1e3 * args.batch / ms}
+            common.log(f"  {name:14s} compile {compile_s:6.2f} s  {ms:8.2f} ms/step  "
+                       f"{1e3 * args.batch / ms:7.1f} img/s")
+            if i == 0 and args.hlo:
+                with open(args.hlo, "w") as f:
+                    f.write(step.as_text())
+            if i == 0:
+                holder["state"], table = profile(step, holder["state"], batch, key,
+                                                 args.trace_steps)
+                result["kernels"] = table
+            del step, holder, state
+    table = result.get("kernels", [])
+    traced = sum(ms for _, _, ms in table)
+    print(f"kernels of '{args.variants[0]}', per step (sum {traced:.2f} ms):")
+    for name, calls, ms in table[:args.top]:
+        print(f"  {ms:8.3f} ms  {100 * ms / max(traced, 1e-9):5.1f}%  x{calls:<4d} {name[:110]}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1)
+    return result
+
+
+if __name__ == "__main__":
+    main()
