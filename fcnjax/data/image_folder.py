@@ -2,7 +2,7 @@
 
 Layout (the shipped ISBI 2012 sample uses it)::
 
-    root/<split>/image/<name>.<png|jpg|jpeg|tif|tiff|bmp>
+    root/<split>/image/<name>.<png|jpg|jpeg|tif|tiff|bmp|webp>
     root/<split>/label/<name>.png      # one class id per pixel ("L" or palette "P" PNG)
 
 ``ImageFolder(root, split)[i]`` is ``{"image": uint8 (H, W, C), "label": uint8 (H, W)}``, the
@@ -19,7 +19,7 @@ import re
 import numpy as np
 from PIL import Image
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 IMAGE_MODES = ("RGB", "L")
 LABEL_MODES = ("L", "P", "I", "I;16")
 
