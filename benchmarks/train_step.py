@@ -3,6 +3,7 @@
     python -m benchmarks.train_step                   # fcn8s 8x500x500, unet 8x572x572, fp32 + bf16
     python -m benchmarks.train_step --torch           # + PyTorch eager / torch.compile
     python -m benchmarks.train_step --quick           # tiny CPU smoke run
+    python -m benchmarks.train_step --devices 8       # data parallel over 8 devices
 
 One step is fcnjax's own ``fcnjax.train.train_step`` with the optimizer of
 ``fcnjax.optim.make_optimizer``: forward (dropout on), mean per-pixel softmax
@@ -12,6 +13,12 @@ the train state is donated to the jitted step. PyTorch runs the same recipe (par
 groups for the biases). Parameters stay float32; ``bfloat16`` is the model's compute dtype
 (autocast on the PyTorch side). Compile time is measured apart; img/s = batch / median
 step time.
+
+``--devices N`` runs the step data parallel (``fcnjax.parallel``) over the first N devices:
+``--batch`` is the global batch, split N ways, parameters replicated (``--shard-params``:
+large ones split along the data axis). On CPU the N devices are forced host devices
+(``jax_num_cpu_devices``): they share the same cores, so CPU rows show the scaling shape
+(compile time, communication overhead) only, not a speed-up.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import argparse
 import os
 import pathlib
 import sys
+import time
 from typing import Any
 
 if __package__ in (None, ""):  # run as a file: make the repository root importable
@@ -30,18 +38,19 @@ import jax.numpy as jnp
 from flax.training import train_state
 
 from benchmarks import common
-from fcnjax import models, optim, train
+from fcnjax import models, optim, parallel, train
 
 WORKLOADS = {"fcn8s": 500, "unet": 572}
 """Model -> input side of the timed step (the paper's FCN canvas, U-Net's 572 tile)."""
 
 OPTIM = {"learning_rate": 1e-4, "momentum": 0.9, "weight_decay": 5e-4, "bias_lr_mult": 2.0,
-         "bias_decay_mult": 0.0, "train_upscore": False, "schedule": "constant",
-         "accumulate": 1}
+         "bias_decay_mult": 0.0, "train_upscore": False, "trainable": "",
+         "schedule": "constant", "warmup_steps": 0, "accumulate": 1}
 """``config.optim`` of the timed step (fcnjax.optim.make_optimizer's fields)."""
 
 COLUMNS = (
     common.Column("model", "model"),
+    common.Column("devices", "devices"),
     common.Column("dtype", "dtype"),
     common.Column("batch", "batch"),
     common.Column("size", "HxW"),
@@ -49,6 +58,7 @@ COLUMNS = (
     common.Column("compile_s", "compile s", "{:.2f}"),
     common.Column("ms", "ms/step", "{:.2f}"),
     common.Column("img_s", "img/s", "{:.1f}"),
+    common.Column("img_s_per_device", "img/s/dev", "{:.1f}"),
     common.Column("tflop_s", "TFLOP/s", "{:.2f}"),
     common.Column("torch_eager_ms", "torch ms", "{:.2f}"),
     common.Column("torch_eager_img_s", "torch img/s", "{:.1f}"),
@@ -67,6 +77,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--unet-size", type=int, default=None, help="U-Net input side (default 572)")
     p.add_argument("--repeats", type=int, default=None, help="timed steps (default 20)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 3)")
+    p.add_argument("--devices", type=int, default=1,
+                   help="data parallel over this many devices; --batch is the global batch")
+    p.add_argument("--shard-params", action="store_true",
+                   help="with --devices: split large params along the data axis (FSDP-style)")
     p.add_argument("--quick", action="store_true",
                    help="CPU smoke run: batch 1 at 64x64 (U-Net 188), 2 steps")
     common.add_shared_args(p)
@@ -74,7 +88,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     quick = args.quick
     args.models = [m for m in args.models.split(",") if m]
     args.dtypes = common.parse_dtypes(args.dtypes)
-    args.batch = args.batch or (1 if quick else 8)
+    args.batch = args.batch or (args.devices if quick else max(8, args.devices))
+    if args.devices < 1 or args.batch % args.devices:
+        raise SystemExit(f"--batch {args.batch} must be a multiple of --devices {args.devices}")
     args.sides = {"fcn8s": args.size or (64 if quick else WORKLOADS["fcn8s"]),
                   "unet": common.unet_valid_size(args.unet_size or (1 if quick else 572))}
     args.repeats = args.repeats or (2 if quick else 20)
@@ -105,8 +121,16 @@ def time_jax_step(name: str, dtype: str, args: argparse.Namespace, key: jax.Arra
     state = train_state.TrainState.create(
         apply_fn=model.apply, params=params, tx=optim.make_optimizer(OPTIM, args.repeats))
     batch = {"image": images, "label": labels}
-    step, compile_s = common.compile_timed(train.train_step, state, batch, key, donate=(0,))
-    cost = common.cost(step)
+    mesh = parallel.make_mesh(args.devices)
+    sharding = parallel.state_sharding(state, mesh, shard_params=args.shard_params)
+    state = parallel.shard_state(state, sharding)
+    batch = parallel.global_batch(jax.device_get(batch), mesh)
+    key = parallel.shard_state(key, parallel.replicated(mesh))
+    start = time.perf_counter()
+    lowered = parallel.jit_train_step(train.train_step, mesh, sharding).lower(state, batch, key)
+    step = common.Compiled(lowered, lowered.compile())
+    compile_s = time.perf_counter() - start
+    cost = common.cost(step)  # FLOPs of the whole step; bytes of one device's program
     holder = {"state": state}
 
     def call():
@@ -116,13 +140,15 @@ def time_jax_step(name: str, dtype: str, args: argparse.Namespace, key: jax.Arra
     times = common.time_jax(call, args.warmup, args.repeats)
     loss = float(call())
     ms = common.median_ms(times)
-    batch, side = images.shape[0], images.shape[1]
-    row = {"model": name, "dtype": dtype, "batch": batch, "size": f"{side}x{side}",
-           "height": side, "width": side, "classes": classes,
-           "gflop_per_image": cost["flops"] / batch / 1e9, "gbytes": cost["bytes"] / 1e9,
+    batch, side, devices = images.shape[0], images.shape[1], args.devices
+    flops = cost["flops"]
+    row = {"model": name, "dtype": dtype, "devices": devices, "batch": batch,
+           "size": f"{side}x{side}", "height": side, "width": side, "classes": classes,
+           "gflop_per_image": flops / batch / 1e9, "gbytes": cost["bytes"] * devices / 1e9,
            "compile_s": compile_s, "ms": ms, "ms_min": 1e3 * min(times),
-           "img_s": 1e3 * batch / ms, "tflop_s": cost["flops"] / (ms / 1e3) / 1e12,
-           "loss": loss, "repeats": args.repeats}
+           "img_s": 1e3 * batch / ms, "img_s_per_device": 1e3 * batch / ms / devices,
+           "tflop_s": flops / (ms / 1e3) / 1e12, "loss": loss, "repeats": args.repeats,
+           "shard_params": args.shard_params}
     common.log(f"  jax   {name} {dtype} b{batch}: compile {compile_s:.2f} s, {ms:.2f} ms/step, "
                f"{row['img_s']:.1f} img/s, loss {loss:.3f}")
     return row
@@ -197,12 +223,17 @@ def time_torch_step(name: str, row: dict[str, Any], args: argparse.Namespace) ->
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args = parse_args(argv)
     report = sys.stderr if args.json else sys.stdout
+    if args.devices > 1 and "xla_force_host_platform_device_count" not in os.environ.get(
+            "XLA_FLAGS", ""):
+        # CPU has one device unless told; GPUs and TPUs ignore this.
+        jax.config.update("jax_num_cpu_devices", args.devices)
     if args.torch:
         # JAX must not grab most of the GPU when PyTorch shares the process.
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     header = common.device_header()
     print(f"# train step | device {header['device']} ({header['platform']}) | jax "
-          f"{header['jax']} flax {header['flax']} | SGD momentum {OPTIM['momentum']}, mean pixel "
+          f"{header['jax']} flax {header['flax']} | data parallel on {args.devices} of "
+          f"{jax.device_count()} devices | SGD momentum {OPTIM['momentum']}, mean pixel "
           f"xent | {args.repeats} steps after {args.warmup} warm-up", file=report)
     key = jax.random.key(args.seed)
     rows = []

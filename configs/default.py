@@ -34,7 +34,13 @@ def get_config() -> ml_collections.ConfigDict:
     config.init.pytorch_fcn = ""              # pytorch-fcn FCN32s/16s/8s/8sAtOnce .pth: everything
 
     config.input = ml_collections.ConfigDict()
-    config.input.source = "folder"            # fcnjax.data.pipeline.SOURCES
+    config.input.source = "folder"            # fcnjax.data.pipeline.SOURCES: "folder" or "tfds"
+    # source "tfds": a dataset prepared by `python -m fcnjax.data.prepare` (or from the TFDS
+    # catalog, e.g. "oxford_iiit_pet"), read with tfds.data_source; data_dir is then unused.
+    config.input.tfds_name = ""               # e.g. "camvid", "voc_segmentation/2011"
+    config.input.tfds_data_dir = ""           # tfds data_dir; empty: tfds' default
+    config.input.tfds_image_key = "image"     # feature read as the image
+    config.input.tfds_label_key = "label"     # feature read as the label ("segmentation_mask": pets)
     # Dataset root holding <split>/<image_dir>/<name>.{png,jpg} and <split>/<label_dir>/<name>.png.
     config.input.data_dir = ""
     config.input.train_split = "train"
@@ -58,22 +64,41 @@ def get_config() -> ml_collections.ConfigDict:
     # empty: whole images at their own size (one compile per size).
     config.input.eval_size = (500, 500)
     config.input.flip = False                 # random left-right mirror (the reference: none)
-    config.input.read_threads = 2             # grain threads reading ahead
+    # Training images are resized by a factor drawn from (lo, hi) before the crop, e.g.
+    # (0.5, 2.0); empty: no scaling (the reference).
+    config.input.scale_range = ()
+    # Photometric jitter (brightness, contrast, saturation): each a factor drawn from
+    # [1 - s, 1 + s], e.g. (0.2, 0.2, 0.2); empty: none (the reference).
+    config.input.jitter = ()
+    # Eval batches of different-sized images are padded to their largest (label void) when
+    # eval_size is empty; False: such a batch is an error.
+    config.input.pad_batches = False
+    config.input.read_threads = 2             # grain threads reading ahead (per worker)
+    config.input.workers = 0                  # grain worker processes decoding; 0: in this one
 
     config.loss = ml_collections.ConfigDict()
     # "sum": the reference's unnormalized per-pixel loss (normalize: false); "mean": divided
     # by the labelled pixels, which needs a learning rate about pixels-per-batch times higher.
     config.loss.reduction = "sum"
     config.loss.ignore_label = 255            # void: in neither loss nor metrics
+    # Per-class loss weights, one per class (e.g. median frequency balancing); () = none.
+    config.loss.class_weights = ()
+    # Loss sampling (the paper's patch sampling): keep each labelled pixel in the loss with
+    # this probability, drawn anew every step; 1.0 = whole-image training (the reference).
+    config.loss.keep_prob = 1.0
 
     config.optim = ml_collections.ConfigDict()
     config.optim.learning_rate = 1e-10        # FCN-32s; 1e-12 FCN-16s, 1e-14 FCN-8s (sum loss)
     config.optim.schedule = "constant"        # "constant" (the paper), "cosine" or "poly"
+    config.optim.warmup_steps = 0             # linear warmup from 0 over this many updates
     config.optim.momentum = 0.99
     config.optim.weight_decay = 5e-4
     config.optim.bias_lr_mult = 2.0           # Caffe lr_mult of biases
     config.optim.bias_decay_mult = 0.0        # Caffe decay_mult of biases
     config.optim.train_upscore = False        # learn params named upscore* (lr_mult 0 if not)
+    # Comma-separated name prefixes of the only layers that learn ("" = all): "score" trains
+    # just the score layers, the paper's FCN-32s-fixed.
+    config.optim.trainable = ""
     config.optim.accumulate = 1               # average gradients of k steps per update (iter_size)
 
     config.train = ml_collections.ConfigDict()
@@ -83,8 +108,13 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.eval_every = 4_000           # evaluate the eval split (and at the end)
     config.train.checkpoint_every = 4_000     # save to <workdir>/checkpoints (and at the end)
     config.train.max_to_keep = 3              # checkpoints kept
+    # Also keep the best evaluated state by mean IU in <workdir>/best (only saved on a gain).
+    config.train.keep_best = True
 
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 1
     config.eval.num_draw = 4                  # eval images drawn in predictions_<step>.png
+    # Class names and colours in tables, grids and predict's masks: "voc", "camvid",
+    # "isbi2012", "nyud40", "siftflow" (fcnjax.visualize.CLASS_SETS).
+    config.eval.classes = "voc"
     return config

@@ -48,4 +48,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.eval_every = 200
     config.train.checkpoint_every = 200
     config.eval.num_draw = 2
+    config.eval.classes = "isbi2012"          # membrane, cell
     return config

@@ -1,9 +1,14 @@
-"""Score the newest checkpoint of a workdir on a split: the paper's four metrics as JSON.
+"""Score a checkpoint on a split: the paper's table (pixel acc., mean acc., mean IU, f.w. IU)
+and per-class IoU and Dice.
 
-    python -m fcnjax.evaluate --config configs/sample.py --workdir /tmp/fcnjax_sample
+    python -m fcnjax.evaluate --config configs/sample.py --checkpoint /tmp/fcnjax_sample
 
-Writes ``<workdir>/eval_<split>_<step>.json`` and prints it; ``--split`` defaults to
-``config.input.eval_split``.
+``--checkpoint`` is a workdir (its newest checkpoint), its ``checkpoints/`` or ``best/``
+folder (``best`` holds the best evaluation by mean IU), or one ``<step>`` folder in them;
+``--workdir DIR`` is the same as ``--checkpoint DIR``. ``--split`` defaults to
+``config.input.eval_split``. Prints the table and writes it as JSON to
+``<workdir>/eval_<split>_<step>.json``. A checkpoint of another model is refused with a
+message naming the arrays that do not fit.
 """
 
 from __future__ import annotations
@@ -11,58 +16,83 @@ from __future__ import annotations
 import functools
 import json
 import os
+from typing import Any
 
 import jax
 import ml_collections
 
-from fcnjax import checkpoint, models, train
-from fcnjax.data import pipeline
+from fcnjax import checkpoint, models, reporting, train, visualize
 
 
-def evaluate_checkpoint(config: ml_collections.ConfigDict, workdir: str,
-                        split: str | None = None) -> dict:
-    """Restore the newest checkpoint in ``workdir`` and score it on ``split``.
-
-    Returns ``{"step", "split", "pixel_loss", "pixel_accuracy", "mean_accuracy", "mean_iu",
-    "frequency_weighted_iu"}``; raises FileNotFoundError when there is no checkpoint.
-    """
-    split = split or config.input.eval_split
-    if checkpoint.latest_step(workdir) is None:
-        raise FileNotFoundError(f"no checkpoint in {checkpoint.checkpoint_dir(workdir)}")
+def restore_state(config: ml_collections.ConfigDict, path: str) -> Any:
+    """The train state of ``config``'s model restored from the checkpoint ``path`` names
+    (see ``checkpoint.locate``); FileNotFoundError or checkpoint.CheckpointMismatch."""
     model = models.build(config.model)
     image_shape = (1, *config.input.crop_size, train.CHANNELS[config.input.image_mode])
     key = jax.random.key(config.seed, impl=config.prng_impl)
     state = train.create_train_state(config, model, key, image_shape, pretrained=False)
-    with checkpoint.make_manager(workdir, create=False) as manager:
-        state = checkpoint.restore_latest(manager, state)
+    return checkpoint.restore_path(path, state)
+
+
+def evaluate_checkpoint(config: ml_collections.ConfigDict, path: str,
+                        split: str | None = None) -> dict[str, Any]:
+    """Score the checkpoint ``path`` names on ``split`` (default: the eval split).
+
+    Returns ``{"step", "split", "loss", "pixel_acc", "mean_acc", "mean_iu", "fw_iu",
+    "mean_dice", "class_iu", "class_dice"}``.
+    """
+    from fcnjax.data import pipeline
+
+    split = split or config.input.eval_split
+    state = restore_state(config, path)
     eval_fn = jax.jit(functools.partial(train.eval_step, ignore_label=config.loss.ignore_label))
     batches = pipeline.eval_dataset(config.input, split, config.eval.batch_size)
     summary, _ = train.evaluate(eval_fn, state, batches)
     return {"step": int(state.step), "split": split, **summary}
 
 
+def report(config: ml_collections.ConfigDict, result: dict[str, Any]) -> str:
+    """The printed report: a heading line, the paper's table, per-class IoU and Dice."""
+    names = visualize.class_names(config.eval.classes, config.model.num_classes)
+    heading = (f"{config.model.name}, step {result['step']}, split {result['split']}: "
+               f"loss {result['loss']:.4g}")
+    return heading + "\n" + reporting.paper_table(result, names)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``--config``, ``--workdir`` and optionally ``--split``."""
+    """Command line: ``--config``, ``--checkpoint`` (or ``--workdir``), ``--split``."""
     from absl import app, flags, logging
     from ml_collections import config_flags
 
     config = config_flags.DEFINE_config_file("config", None, "the training config file",
                                              lock_config=True)
-    workdir = flags.DEFINE_string("workdir", None, "workdir holding checkpoints/")
+    path = flags.DEFINE_string("checkpoint", None, "workdir, its checkpoints/ or best/ "
+                               "folder, or one <step> folder")
+    workdir = flags.DEFINE_string("workdir", None, "same as --checkpoint DIR")
     split = flags.DEFINE_string("split", None, "split to score (default: eval_split)")
-    flags.mark_flags_as_required(["config", "workdir"])
+    flags.mark_flags_as_required(["config"])
 
     def run(args: list[str]) -> None:
         if len(args) > 1:
             raise app.UsageError(f"unexpected arguments: {args[1:]}")
+        if not (path.value or workdir.value):
+            raise app.UsageError("give --checkpoint (a workdir or checkpoint folder)")
         if not flags.FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)
-        result = evaluate_checkpoint(config.value, workdir.value, split.value)
-        path = os.path.join(workdir.value, f"eval_{result['split']}_{result['step']}.json")
-        with open(path, "w") as f:
-            json.dump(result, f, indent=1)
-        print(train.format_scores(result))
-        print(f"wrote {path}")
+        where = path.value or workdir.value
+        try:
+            result = evaluate_checkpoint(config.value, where, split.value)
+        except (FileNotFoundError, checkpoint.CheckpointMismatch) as e:
+            raise SystemExit(f"fcnjax.evaluate: error: {e}") from e
+        print(report(config.value, result))
+        root = os.path.dirname(checkpoint.locate(where)[0])
+        out = os.path.join(root, f"eval_{result['split']}_{result['step']}.json")
+        try:
+            with open(out, "w") as f:
+                json.dump(reporting.clean(result), f, indent=1)
+            print(f"wrote {out}")
+        except OSError as e:
+            print(f"could not write {out}: {e.strerror or e}")
 
     app.run(run, argv=argv)
 

@@ -1,4 +1,4 @@
-"""The FCN paper's four segmentation metrics, from one confusion matrix over a whole split.
+"""The FCN paper's four segmentation metrics (and Dice), from one confusion matrix per split.
 
 ``confusion_matrix`` is plain JAX (jit it in the step); sum its results over every batch of
 the split on device, then call ``scores`` once on the host. With n_ij the number of pixels of
@@ -8,9 +8,12 @@ class i predicted as j and t_i = sum_j n_ij:
 - mean accuracy: mean_i n_ii / t_i
 - mean IU: mean_i n_ii / (t_i + sum_j n_ji - n_ii)
 - frequency weighted IU: sum_i t_i n_ii / (t_i + sum_j n_ji - n_ii) / sum_k t_k
+- Dice (F1) of class i: 2 n_ii / (t_i + sum_j n_ji); mean Dice over classes
 
 A class absent from the ground truth has no accuracy (0/0), and one absent from both ground
-truth and prediction has no IU; such NaNs are left out of the means, as the reference does.
+truth and prediction has no IU or Dice; such NaNs are left out of the means, as the
+reference does. Scores are keyed by the short names in METRICS (``pixel_acc``, ``mean_acc``,
+``mean_iu``, ``fw_iu``, ``mean_dice``); ``class_scores`` gives the per-class values.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import numpy as np
 
 from fcnjax.losses import IGNORE_LABEL
 
-METRICS = ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu")
+METRICS = ("pixel_acc", "mean_acc", "mean_iu", "fw_iu", "mean_dice")
+"""Keys of ``scores``: the paper's four metrics, then the mean Dice coefficient."""
 
 
 def confusion_matrix(labels: jax.Array, predictions: jax.Array, num_classes: int,
@@ -49,7 +53,7 @@ def confusion_matrix(labels: jax.Array, predictions: jax.Array, num_classes: int
 
 
 def per_class(confusion: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-class accuracy and IU (float64, NaN where undefined) from a confusion matrix."""
+    """Per-class accuracy, IU, Dice (float64, NaN where undefined) and pixel count t_i."""
     n = np.asarray(confusion, np.float64)
     correct = np.diag(n)
     truth = n.sum(axis=1)          # t_i
@@ -57,11 +61,12 @@ def per_class(confusion: np.ndarray) -> dict[str, np.ndarray]:
     with np.errstate(divide="ignore", invalid="ignore"):
         accuracy = correct / truth
         iu = correct / (truth + predicted - correct)
-    return {"accuracy": accuracy, "iu": iu, "frequency": truth}
+        dice = 2 * correct / (truth + predicted)
+    return {"accuracy": accuracy, "iu": iu, "dice": dice, "frequency": truth}
 
 
 def scores(confusion: np.ndarray) -> dict[str, float]:
-    """The paper's pixel accuracy, mean accuracy, mean IU and frequency weighted IU.
+    """The paper's pixel accuracy, mean accuracy, mean IU, frequency weighted IU; mean Dice.
 
     confusion: (C, C) counts, row = truth, column = prediction, summed over the split.
     Values are Python floats in [0, 1] (NaN if nothing was labelled).
@@ -75,12 +80,24 @@ def scores(confusion: np.ndarray) -> dict[str, float]:
         pixel_accuracy = np.trace(n) / total
         fw_iu = np.nansum(c["frequency"] * c["iu"]) / total
     values = {
-        "pixel_accuracy": pixel_accuracy,
-        "mean_accuracy": _nanmean(c["accuracy"]),
+        "pixel_acc": pixel_accuracy,
+        "mean_acc": _nanmean(c["accuracy"]),
         "mean_iu": _nanmean(c["iu"]),
-        "frequency_weighted_iu": fw_iu if total else np.nan,
+        "fw_iu": fw_iu if total else np.nan,
+        "mean_dice": _nanmean(c["dice"]),
     }
     return {k: float(v) for k, v in values.items()}
+
+
+def class_scores(confusion: np.ndarray) -> dict[str, list[float | None]]:
+    """Per-class ``iu``, ``dice`` and ``acc`` as lists of Python floats (JSON-ready).
+
+    Undefined values (a class absent from truth and prediction; for ``acc``, from truth)
+    are None.
+    """
+    c = per_class(confusion)
+    return {name: [None if np.isnan(v) else float(v) for v in c[key]]
+            for name, key in (("iu", "iu"), ("dice", "dice"), ("acc", "accuracy"))}
 
 
 def _nanmean(x: np.ndarray) -> float:

@@ -5,8 +5,11 @@ with weight decay, biases 2x the rate without decay, and the bilinear ``upscore`
 deconvolutions ``lr_mult: 0`` (fixed). ``param_labels`` names each parameter's group and
 ``make_optimizer`` gives each group its transformation with ``optax.multi_transform``.
 
+``trainable`` restricts learning to some layers: "score" trains only the score layers (the
+paper's FCN-32s-fixed, "only the last layer is fine-tuned"), everything else is frozen.
+
 Config fields read (``config.optim``): learning_rate, momentum, weight_decay, bias_lr_mult,
-bias_decay_mult, train_upscore, schedule, accumulate.
+bias_decay_mult, train_upscore, trainable, schedule, warmup_steps, accumulate.
 """
 
 from __future__ import annotations
@@ -20,22 +23,33 @@ GROUPS = ("weight", "bias", "frozen")
 SCHEDULES = ("constant", "cosine", "poly")
 
 
-def param_group(path: tuple[str, ...], train_upscore: bool = False) -> str:
+def trainable_prefixes(trainable: str) -> tuple[str, ...]:
+    """``config.optim.trainable`` ("score_fr,score_pool4" or "") as a tuple of name prefixes."""
+    return tuple(p.strip() for p in trainable.split(",") if p.strip())
+
+
+def param_group(path: tuple[str, ...], train_upscore: bool = False,
+                trainable: tuple[str, ...] = ()) -> str:
     """"frozen" for upscore kernels (unless trained), "bias" for biases, else "weight".
 
     path: parameter names from the root, e.g. ``("trunk", "conv1_1", "bias")``; a parameter
-    belongs to an upsampling layer when one of its names starts with "upscore".
+    belongs to an upsampling layer when one of its names starts with "upscore". With
+    ``trainable`` prefixes, a parameter none of whose names starts with one is frozen too.
     """
     if not train_upscore and any(name.startswith("upscore") for name in path):
+        return "frozen"
+    if trainable and not any(name.startswith(p) for name in path for p in trainable):
         return "frozen"
     return "bias" if path[-1] == "bias" else "weight"
 
 
-def param_labels(params: Any, train_upscore: bool = False) -> Any:
+def param_labels(params: Any, train_upscore: bool = False, trainable: str = "") -> Any:
     """A pytree like ``params`` with each leaf replaced by its group name (see GROUPS)."""
+    prefixes = trainable_prefixes(trainable)
+
     def label(path, _):
         names = tuple(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
-        return param_group(names, train_upscore)
+        return param_group(names, train_upscore, prefixes)
     return jax.tree_util.tree_map_with_path(label, params)
 
 
@@ -44,16 +58,26 @@ def learning_rate_schedule(config: Mapping[str, Any], steps: int,
     """``config.learning_rate * multiplier``, held fixed (the paper's choice) or decayed.
 
     "cosine" decays to 0 over ``steps`` updates; "poly" is (1 - t/steps)^0.9 (DeepLab's).
+    With ``warmup_steps = w > 0`` the rate first rises linearly from 0 over w updates, then
+    follows the schedule over the remaining ``steps - w``.
     """
     rate = config["learning_rate"] * multiplier
-    schedule = config["schedule"]
+    schedule, warmup = config["schedule"], int(config["warmup_steps"])
+    if warmup < 0:
+        raise ValueError(f"optim.warmup_steps must be >= 0, got {warmup}")
+    rest = max(steps - warmup, 1)
     if schedule == "constant":
-        return optax.constant_schedule(rate)
-    if schedule == "cosine":
-        return optax.cosine_decay_schedule(rate, max(steps, 1))
-    if schedule == "poly":
-        return optax.polynomial_schedule(rate, 0.0, 0.9, max(steps, 1))
-    raise ValueError(f"unknown learning-rate schedule {schedule!r}; choose one of {SCHEDULES}")
+        main = optax.constant_schedule(rate)
+    elif schedule == "cosine":
+        main = optax.cosine_decay_schedule(rate, rest)
+    elif schedule == "poly":
+        main = optax.polynomial_schedule(rate, 0.0, 0.9, rest)
+    else:
+        raise ValueError(f"unknown learning-rate schedule {schedule!r}; "
+                         f"choose one of {SCHEDULES}")
+    if not warmup:
+        return main
+    return optax.join_schedules([optax.linear_schedule(0.0, rate, warmup), main], [warmup])
 
 
 def sgd(config: Mapping[str, Any], steps: int, lr_mult: float = 1.0,
@@ -80,5 +104,5 @@ def make_optimizer(config: Mapping[str, Any], steps: int) -> optax.GradientTrans
         {"weight": sgd(config, updates),
          "bias": sgd(config, updates, config["bias_lr_mult"], config["bias_decay_mult"]),
          "frozen": optax.set_to_zero()},
-        lambda params: param_labels(params, config["train_upscore"]))
+        lambda params: param_labels(params, config["train_upscore"], config["trainable"]))
     return optax.MultiSteps(tx, every_k_schedule=accumulate) if accumulate > 1 else tx

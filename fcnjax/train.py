@@ -2,9 +2,13 @@
 
     python -m fcnjax.train --config configs/sample.py --workdir /tmp/fcnjax_sample
 
-The workdir receives ``checkpoints/<step>`` (orbax; a rerun resumes from the newest),
-``metrics.jsonl`` (one JSON object per log or eval: step, mode "train" or "eval", the eval
-split, loss and the paper's four metrics) and ``predictions_<step>.png`` (image | label | prediction for a few eval images).
+The workdir receives ``checkpoints/<step>`` (orbax; a rerun resumes from the newest at the
+same step, data order and random numbers), ``best/<step>`` (the best evaluation by mean IU),
+``metrics.jsonl`` (one JSON object per log or eval: step, mode "train" or "eval", loss,
+pixel_acc, mean_acc, mean_iu, fw_iu, mean_dice, per-class IoU and Dice), ``tensorboard/``
+event files, ``learning_curve.png`` and ``predictions_<step>.png`` (image | label |
+prediction for a few eval images); see :mod:`fcnjax.reporting`. The progress bar shows the
+step, loss, images per second and the time left.
 
 Models whose output is smaller than their input (U-Net with ``padding="valid"``) are scored
 against the centre of the label: labels (and weight maps) are centre-cropped to the logits'
@@ -18,8 +22,9 @@ around every example, with void labels, so the centre crop covers real pixels to
 from __future__ import annotations
 
 import functools
-import json
+import inspect
 import os
+import tempfile
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
@@ -27,10 +32,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax.training import train_state
-from PIL import Image
 from tqdm import tqdm
 
-from fcnjax import checkpoint, losses, metrics, models, optim, surgery, visualize
+from fcnjax import checkpoint, losses, metrics, models, optim, reporting, surgery
 from fcnjax.models import layers
 
 if TYPE_CHECKING:
@@ -88,34 +92,72 @@ def initial_params(init: ml_collections.ConfigDict, model: Any, key: jax.Array,
     return jax.tree_util.tree_map(jnp.asarray, params)
 
 
-def score_batch(logits: jax.Array, batch: Batch, *, reduction: str,
-                ignore_label: int) -> tuple[jax.Array, dict[str, jax.Array]]:
+def loss_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """Keyword arguments of ``train_step`` from ``config.loss`` (validated).
+
+    class_weights: a tuple of ``num_classes`` floats (or empty); keep_prob in (0, 1].
+    """
+    cfg, num_classes = config.loss, config.model.num_classes
+    weights, keep_prob = tuple(float(w) for w in cfg.class_weights), float(cfg.keep_prob)
+    if weights and len(weights) != num_classes:
+        raise ValueError(f"config.loss.class_weights has {len(weights)} values for "
+                         f"{num_classes} classes (config.model.num_classes)")
+    if not 0.0 < keep_prob <= 1.0:
+        raise ValueError(f"config.loss.keep_prob must be in (0, 1], got {keep_prob}")
+    wanted = {"class_weights"} if weights else set()
+    wanted |= {"keep_prob", "key"} if keep_prob < 1.0 else set()
+    missing = wanted - set(inspect.signature(losses.segmentation_loss).parameters)
+    if missing:
+        raise ValueError(f"this fcnjax's losses.segmentation_loss takes no {sorted(missing)}: "
+                         "config.loss.class_weights and keep_prob need the weighted / "
+                         "sampled loss; leave them at () and 1.0")
+    return {"reduction": cfg.reduction, "ignore_label": cfg.ignore_label,
+            "class_weights": weights, "keep_prob": keep_prob}
+
+
+def score_batch(logits: jax.Array, batch: Batch, *, reduction: str, ignore_label: int,
+                class_weights: tuple[float, ...] = (), keep_prob: float = 1.0,
+                key: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Loss of ``logits`` against the batch's labels (centre-cropped to the logits) and the
-    step's measurements: loss, loss_sum, pixels, confusion (C, C)."""
+    step's measurements: loss, loss_sum, pixels, confusion (C, C).
+
+    class_weights: per-class loss weights (empty: none); keep_prob < 1: each labelled pixel
+    stays in the loss with that probability, drawn from ``key`` (the paper's loss sampling).
+    """
     size = logits.shape[1:3]
     labels = center_crop(batch["label"], size)
     weights = center_crop(batch["weight"], size) if "weight" in batch else None
+    options = {}
+    if class_weights:
+        options["class_weights"] = jnp.asarray(class_weights, jnp.float32)
+    if keep_prob < 1.0:
+        options.update(keep_prob=keep_prob, key=key)
     loss, (total, count) = losses.segmentation_loss(
-        logits, labels, reduction=reduction, ignore_label=ignore_label, weights=weights)
+        logits, labels, reduction=reduction, ignore_label=ignore_label, weights=weights,
+        **options)
     confusion = metrics.confusion_matrix(labels, jnp.argmax(logits, -1), logits.shape[-1],
                                          ignore_label)
     return loss, {"loss": loss, "loss_sum": total, "pixels": count, "confusion": confusion}
 
 
 def train_step(state: train_state.TrainState, batch: Batch, key: jax.Array, *,
-               reduction: str = "mean", ignore_label: int = losses.IGNORE_LABEL
+               reduction: str = "mean", ignore_label: int = losses.IGNORE_LABEL,
+               class_weights: tuple[float, ...] = (), keep_prob: float = 1.0
                ) -> tuple[train_state.TrainState, dict[str, jax.Array]]:
     """One SGD step on ``batch`` ({"image": (B, H, W, C), "label": (B, H, W)}).
 
-    Dropout draws from ``fold_in(key, state.step)``. Returns the new state and the step's
-    measurements (see ``score_batch``), computed from the logits before the update.
+    Dropout draws from ``fold_in(key, state.step)``, loss sampling from a key folded from
+    that one. Returns the new state and the step's measurements (see ``score_batch``),
+    computed from the logits before the update.
     """
     dropout_key = jax.random.fold_in(key, state.step)
+    sample_key = jax.random.fold_in(dropout_key, 1)
 
     def loss_fn(params):
         logits = state.apply_fn({"params": params}, batch["image"], train=True,
                                 rngs={"dropout": dropout_key})
-        return score_batch(logits, batch, reduction=reduction, ignore_label=ignore_label)
+        return score_batch(logits, batch, reduction=reduction, ignore_label=ignore_label,
+                           class_weights=class_weights, keep_prob=keep_prob, key=sample_key)
 
     (_, measurements), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     return state.apply_gradients(grads=grads), measurements
@@ -130,17 +172,22 @@ def eval_step(state: train_state.TrainState, batch: Batch, *,
     return measurements, jnp.argmax(logits, -1).astype(jnp.int32)
 
 
-def summarize(totals: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """Host summary of summed measurements: mean per-pixel loss and the four paper metrics."""
+def summarize(totals: Mapping[str, np.ndarray], per_class: bool = False) -> dict[str, Any]:
+    """Host summary of summed measurements: loss (mean per labelled pixel), the paper's four
+    metrics and mean Dice; with ``per_class``, ``class_iu`` and ``class_dice`` lists too."""
     pixels = float(totals["pixels"])
-    summary = {"pixel_loss": float(totals["loss_sum"]) / pixels if pixels else float("nan")}
-    return {**summary, **metrics.scores(totals["confusion"])}
+    summary = {"loss": float(totals["loss_sum"]) / pixels if pixels else float("nan"),
+               **metrics.scores(totals["confusion"])}
+    if per_class:
+        by_class = metrics.class_scores(totals["confusion"])
+        summary.update(class_iu=by_class["iu"], class_dice=by_class["dice"])
+    return summary
 
 
 def evaluate(eval_fn: Any, state: train_state.TrainState, batches: Iterable[Batch],
-             num_draw: int = 0) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """Sum ``eval_fn`` over a whole split; return its summary and the first ``num_draw``
-    examples (image, label, prediction, all cropped to the prediction's size)."""
+             num_draw: int = 0) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Sum ``eval_fn`` over a whole split; return its summary (with per-class lists) and
+    the first ``num_draw`` examples (image, label, prediction, cropped to the prediction)."""
     totals, drawn = None, {"image": [], "label": [], "prediction": []}
     for batch in batches:
         measured, predictions = eval_fn(state, batch)
@@ -153,63 +200,95 @@ def evaluate(eval_fn: Any, state: train_state.TrainState, batches: Iterable[Batc
             drawn["prediction"].extend(np.asarray(predictions[:take]))
     if totals is None:
         raise ValueError("the evaluation split is empty")
-    return summarize(jax.device_get(totals)), {k: np.stack(v) for k, v in drawn.items() if v}
+    summary = summarize(jax.device_get(totals), per_class=True)
+    return summary, {k: np.stack(v) for k, v in drawn.items() if v}
 
 
-def write_metrics(workdir: str, record: Mapping[str, Any]) -> None:
-    """Append ``record`` as one JSON line to ``<workdir>/metrics.jsonl`` (NaN written as null)."""
-    clean = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in record.items()}
-    with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
-        f.write(json.dumps(clean) + "\n")
+class NonFiniteLoss(FloatingPointError):
+    """The loss (or the parameters) became NaN or infinite: training stopped."""
 
 
-def write_predictions(workdir: str, step: int, drawn: Mapping[str, np.ndarray],
-                      num_classes: int, bgr: bool) -> str:
-    """Save image | label | prediction rows as ``<workdir>/predictions_<step>.png``."""
-    path = os.path.join(workdir, f"predictions_{step:06d}.png")
-    grid = visualize.comparison_grid(drawn["image"], drawn["label"], drawn["prediction"],
-                                     num_classes, bgr=bgr)
-    Image.fromarray(grid).save(path)
-    return path
+def check_finite(step_losses: list[jax.Array], first_step: int, state: Any,
+                 manager: Any) -> None:
+    """Raise NonFiniteLoss naming the first step whose loss is not finite, or, if every loss
+    is finite, when the parameters are not (then the last update broke them). The message
+    names the last checkpoint saved before, which is kept."""
+    values = np.asarray(jax.device_get(step_losses), np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        what = f"the loss is {values[bad[0]]} at step {first_step + int(bad[0])}"
+    elif not bool(all_finite(state.params)):
+        what = f"the parameters are not finite after step {first_step + len(values) - 1}"
+    else:
+        return
+    checkpoint.wait(manager)
+    last = manager.latest_step()
+    kept = (f"the last good checkpoint, step {last}, is kept in {manager.directory}"
+            if last is not None else "no checkpoint was saved before it")
+    raise NonFiniteLoss(f"{what}: training stopped; {kept}. Lower config.optim.learning_rate "
+                        "(a sum loss needs a tiny one) or check the data.")
 
 
-def format_scores(record: Mapping[str, Any]) -> str:
-    """One line: "step 40 val: pixel_loss 0.41, pixel_accuracy 81.2, ..." (metrics in %)."""
-    parts = [f"{k} {100 * v:.1f}" if k in metrics.METRICS else f"{k} {v:.4g}"
-             for k, v in record.items() if k not in ("step", "mode", "split")]
-    return f"step {record['step']} {record['split']}: " + ", ".join(parts)
+@jax.jit
+def all_finite(tree: Any) -> jax.Array:
+    """True when every element of every array of ``tree`` is finite."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
 
-def log_train(workdir: str, step: int, totals: Mapping[str, jax.Array], steps: int,
-              seconds: float) -> dict[str, Any]:
+def log_train(reporter: reporting.Reporter, step: int, totals: Mapping[str, jax.Array],
+              steps: int, seconds: float, batch_size: int) -> dict[str, Any]:
     """Write the summed measurements of the last ``steps`` train steps; return the record."""
     host = jax.device_get(totals)
-    record = {"step": step, "mode": "train", "loss": float(host["loss"]) / steps,
-              **summarize(host), "steps_per_second": steps / seconds}
-    write_metrics(workdir, record)
+    record = {"step": step, "mode": "train", **summarize(host),
+              "objective": float(host["loss"]) / steps, "steps_per_second": steps / seconds,
+              "images_per_second": steps * batch_size / seconds}
+    reporter.write(record)
     return record
 
 
-def log_eval(config: ml_collections.ConfigDict, workdir: str, step: int, eval_fn: Any,
-             state: train_state.TrainState, batches: Iterable[Batch]) -> dict[str, float]:
+def log_eval(config: ml_collections.ConfigDict, reporter: reporting.Reporter, step: int,
+             eval_fn: Any, state: train_state.TrainState,
+             batches: Iterable[Batch]) -> dict[str, Any]:
     """Evaluate the eval split, print and write the scores, draw a few predictions."""
     summary, drawn = evaluate(eval_fn, state, batches, config.eval.num_draw)
     record = {"step": step, "mode": "eval", "split": config.input.eval_split, **summary}
-    write_metrics(workdir, record)
-    tqdm.write(format_scores(record))
+    reporter.write(record)
+    tqdm.write(reporting.format_scores(record))
     if drawn:
-        write_predictions(workdir, step, drawn, config.model.num_classes, config.input.bgr)
+        grid = reporting.write_predictions(reporter.workdir, step, drawn,
+                                           config.model.num_classes, config.input.bgr,
+                                           config.eval.classes)
+        reporter.image("predictions", grid, step)
+    reporter.learning_curve()
     return summary
 
 
+def save_best(best: Any, step: int, state: Any, summary: Mapping[str, Any]) -> None:
+    """Save ``state`` in the best-manager when its mean IU beats the best kept so far."""
+    score = summary["mean_iu"]
+    if best is None or not np.isfinite(score):
+        return
+    kept = checkpoint.best_score(best)
+    if kept is None or score > kept:
+        checkpoint.save(best, step, state, {"mean_iu": score})
+
+
+BAR_FORMAT = "{desc} {n_fmt}/{total_fmt} |{bar}| {elapsed} elapsed, ETA {remaining}{postfix}"
+
+
 def train_loop(config: ml_collections.ConfigDict, workdir: str, state: train_state.TrainState,
-               manager: Any, dropout_key: jax.Array) -> dict[str, float]:
-    """Steps ``state.step + 1 .. config.train.steps``: log, evaluate, checkpoint on schedule."""
+               managers: tuple[Any, Any], dropout_key: jax.Array,
+               reporter: reporting.Reporter) -> dict[str, Any]:
+    """Steps ``state.step + 1 .. config.train.steps``: log, evaluate, checkpoint on schedule.
+
+    managers: (periodic checkpoints, best by mean IU or None). Losses are checked for NaN
+    at every log, eval and checkpoint step (NonFiniteLoss), before anything is saved.
+    """
     from fcnjax.data import pipeline  # grain: needed to train, not to import train_step
 
     cfg, start = config.train, int(state.step)
-    step_fn = jax.jit(functools.partial(train_step, reduction=config.loss.reduction,
-                                        ignore_label=config.loss.ignore_label),
+    manager, best = managers
+    step_fn = jax.jit(functools.partial(train_step, **loss_options(config)),
                       donate_argnums=(0,))
     eval_fn = jax.jit(functools.partial(eval_step, ignore_label=config.loss.ignore_label))
     add = jax.jit(lambda a, b: jax.tree.map(jnp.add, a, b))
@@ -218,40 +297,69 @@ def train_loop(config: ml_collections.ConfigDict, workdir: str, state: train_sta
     batches = pipeline.train_batches(config.input, cfg.batch_size, config.seed, start)
     if start >= cfg.steps:  # nothing left to train: report the restored model, write nothing
         summary, _ = evaluate(eval_fn, state, eval_data)
-        tqdm.write(format_scores({"step": start, "split": config.input.eval_split, **summary}))
+        tqdm.write(reporting.format_scores({"step": start, "split": config.input.eval_split,
+                                            **summary}))
         return summary
 
-    summary, totals, window, tick = {}, None, 0, time.perf_counter()
-    with tqdm(total=cfg.steps, initial=start, desc="train", unit="step",
+    summary, totals, unchecked, window = {}, None, [], 0
+    tick = time.perf_counter()
+    with tqdm(total=cfg.steps, initial=start, desc="train step", bar_format=BAR_FORMAT,
               dynamic_ncols=True) as bar:
         for step in range(start + 1, cfg.steps + 1):
             state, measured = step_fn(state, next(batches), dropout_key)
             totals = measured if totals is None else add(totals, measured)
+            unchecked.append(measured["loss"])
             window += 1
             bar.update()
             last = step == cfg.steps
-            if step % cfg.log_every == 0 or last:
-                record = log_train(workdir, step, totals, window, time.perf_counter() - tick)
-                bar.set_postfix(loss=f"{record['loss']:.4g}",
-                                mean_iu=f"{100 * record['mean_iu']:.1f}")
+            logging, evaluating, saving = (step % every == 0 or last for every in
+                                           (cfg.log_every, cfg.eval_every, cfg.checkpoint_every))
+            if logging or evaluating or saving:
+                check_finite(unchecked, step - len(unchecked) + 1, state, manager)
+                unchecked = []
+            if logging:
+                record = log_train(reporter, step, totals, window, time.perf_counter() - tick,
+                                   cfg.batch_size)
+                bar.set_postfix_str(f"loss {record['loss']:.4g}, "
+                                    f"{record['images_per_second']:.1f} img/s")
                 totals, window, tick = None, 0, time.perf_counter()
-            if step % cfg.eval_every == 0 or last:
+            if evaluating:
                 began = time.perf_counter()
-                summary = log_eval(config, workdir, step, eval_fn, state, eval_data)
-                tick += time.perf_counter() - began  # steps_per_second: train steps only
-            if step % cfg.checkpoint_every == 0 or last:
+                summary = log_eval(config, reporter, step, eval_fn, state, eval_data)
+                save_best(best, step, state, summary)
+                tick += time.perf_counter() - began  # images/s: train steps only
+            if saving:
                 checkpoint.save(manager, step, state)
     return summary
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
+class UnwritableWorkdir(OSError):
+    """The workdir cannot be created or written to."""
+
+
+def prepare_workdir(workdir: str) -> None:
+    """Create ``workdir`` and check that files can be written in it (UnwritableWorkdir)."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=workdir):
+            pass
+    except OSError as e:
+        raise UnwritableWorkdir(f"workdir {workdir!r} cannot be written to "
+                                f"({e.strerror or e}): pass a writable --workdir") from e
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Train ``config.model`` for ``config.train.steps`` steps, resuming from ``workdir``.
 
     Logs train measurements every ``log_every`` steps, evaluates the eval split every
-    ``eval_every`` steps and at the end, checkpoints every ``checkpoint_every`` steps and at
-    the end. Returns the final evaluation's summary.
+    ``eval_every`` steps and at the end (keeping the best state by mean IU in
+    ``<workdir>/best`` if ``keep_best``), checkpoints every ``checkpoint_every`` steps and at
+    the end. Returns the final evaluation's summary. Raises UnwritableWorkdir,
+    checkpoint.CheckpointMismatch (the workdir holds another model's checkpoints) and
+    NonFiniteLoss (the loss became NaN; the last good checkpoint stays) before losing anything.
     """
-    os.makedirs(workdir, exist_ok=True)
+    prepare_workdir(workdir)
+    loss_options(config)  # a bad loss config fails before any compile
     init_key, dropout_key = jax.random.split(
         jax.random.key(config.seed, impl=config.prng_impl))
     model = models.build(config.model)
@@ -260,18 +368,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     resuming = checkpoint.latest_step(workdir) is not None
     state = create_train_state(config, model, init_key, image_shape, pretrained=not resuming)
     manager = checkpoint.make_manager(workdir, max_to_keep=config.train.max_to_keep)
+    best = checkpoint.make_best_manager(workdir) if config.train.keep_best else None
     try:
         state = checkpoint.restore_latest(manager, state)
         if state.step:
             tqdm.write(f"resuming from the checkpoint of step {int(state.step)} in {workdir}")
-        return train_loop(config, workdir, state, manager, dropout_key)
+        with reporting.Reporter(workdir) as reporter:
+            return train_loop(config, workdir, state, (manager, best), dropout_key, reporter)
     finally:  # on a crash too: let started saves reach the disk
-        checkpoint.wait(manager)
-        manager.close()
+        for m in (manager, best):
+            if m is not None:
+                checkpoint.wait(m)
+                m.close()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``--config`` (a config file, fields overridable) and ``--workdir``."""
+    """Command line: ``--config`` (a config file, fields overridable) and ``--workdir``.
+
+    A misspelt ``--config.x.y`` is refused (the config is locked); a NaN loss, an unwritable
+    workdir or another model's checkpoint end the run with a one-line error (exit status 1).
+    """
     from absl import app, flags, logging
     from ml_collections import config_flags
 
@@ -285,7 +401,10 @@ def main(argv: list[str] | None = None) -> None:
             raise app.UsageError(f"unexpected arguments: {args[1:]}")
         if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO
             logging.set_verbosity(logging.WARNING)
-        train_and_evaluate(config.value, workdir.value)
+        try:
+            train_and_evaluate(config.value, workdir.value)
+        except (NonFiniteLoss, UnwritableWorkdir, checkpoint.CheckpointMismatch) as e:
+            raise SystemExit(f"fcnjax.train: error: {e}") from e
 
     app.run(run, argv=argv)
 

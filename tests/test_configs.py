@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import pytest
 
 from configs import default
-from fcnjax import models
+from fcnjax import models, visualize
 from fcnjax.train import CHANNELS
 
 CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).parent.parent / "configs").glob("*.py")
@@ -33,7 +33,9 @@ def load(name):
 
 
 def test_the_paper_configs_are_all_present():
-    assert {"default", "sample", "fcn32s", "fcn16s", "fcn8s", "unet_isbi"} <= set(CONFIGS)
+    assert {"default", "sample", "fcn32s", "fcn32s_fixed", "fcn16s", "fcn8s", "fcn8s_atonce",
+            "fcn_alexnet", "fcn_googlenet", "nyud_rgbd", "nyud_rgbhha", "siftflow_fcn16s",
+            "camvid_fcn8s", "camvid_fcn8s_modern", "unet_isbi"} <= set(CONFIGS)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -57,8 +59,31 @@ def test_config_builds_its_model_and_outputs_class_scores(name):
     model = models.build(config.model)
     shape = (1, *config.input.crop_size, CHANNELS[config.input.image_mode])
     image = jax.ShapeDtypeStruct(shape, jnp.float32)
+    if config.model.name == "nyud_late_fusion":  # two inputs: colour and HHA
+        image = {"color": image, "hha": image}
     variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), image)
-    logits = jax.eval_shape(lambda v, x: model.apply(v, x), variables, image)
-    assert logits.dtype == jnp.float32
-    assert logits.shape[-1] == config.model.num_classes
-    assert logits.shape[1] <= shape[1] and logits.shape[2] <= shape[2]
+    outputs = jax.eval_shape(lambda v, x: model.apply(v, x), variables, image)
+    if config.model.name == "siftflow_fcn16s":  # two heads: 33 semantic, 3 geometric classes
+        classes = {"sem": 33, "geo": 3}
+    else:
+        outputs, classes = {"": outputs}, {"": config.model.num_classes}
+    for head, logits in outputs.items():
+        assert logits.dtype == jnp.float32
+        assert logits.shape[-1] == classes[head]
+        assert logits.shape[1] <= shape[1] and logits.shape[2] <= shape[2]
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_names_a_known_class_set_and_consistent_loss(name):
+    config = load(name)
+    assert config.eval.classes in visualize.CLASS_SETS
+    if config.loss.class_weights:
+        assert len(config.loss.class_weights) == config.model.num_classes
+
+
+def test_camvid_median_frequency_weights_fit_its_classes():
+    from configs import camvid_fcn8s
+    config = camvid_fcn8s.get_config()
+    config.loss.class_weights = camvid_fcn8s.MEDIAN_FREQUENCY
+    assert len(config.loss.class_weights) == config.model.num_classes == 11
+    assert len(visualize.CLASS_SETS["camvid"]) == 11

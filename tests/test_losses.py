@@ -102,3 +102,69 @@ def test_bad_shapes_and_reduction_raise_value_error():
         losses.pixel_cross_entropy(jnp.asarray(logits), jnp.asarray(labels[:, :3]))
     with pytest.raises(ValueError, match="unknown loss reduction"):
         losses.reduce(jnp.float32(1), jnp.float32(1), "median")
+
+
+def test_class_weights_scale_each_pixel_by_its_true_class_weight():
+    logits, labels = random_batch()
+    class_weights = np.array([0.5, 1.0, 2.0, 3.0, 4.0], np.float32)
+    plain, _ = losses.pixel_cross_entropy(jnp.asarray(logits), jnp.asarray(labels))
+    weighted, mask = losses.pixel_cross_entropy(jnp.asarray(logits), jnp.asarray(labels),
+                                                class_weights=jnp.asarray(class_weights))
+    expected = np.asarray(plain) * class_weights[np.where(labels == 255, 0, labels)]
+    np.testing.assert_allclose(np.asarray(weighted), np.where(labels == 255, 0, expected),
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="one weight per class"):
+        losses.pixel_cross_entropy(jnp.asarray(logits), jnp.asarray(labels),
+                                   class_weights=jnp.ones(3))
+
+
+def test_class_and_pixel_weights_multiply():
+    logits, labels = random_batch()
+    weights = np.random.default_rng(3).uniform(0.5, 2.0, size=labels.shape).astype(np.float32)
+    class_weights = np.arange(1, 6, dtype=np.float32)
+    both, _ = losses.pixel_cross_entropy(jnp.asarray(logits), jnp.asarray(labels),
+                                         weights=jnp.asarray(weights),
+                                         class_weights=jnp.asarray(class_weights))
+    plain, _ = losses.pixel_cross_entropy(jnp.asarray(logits), jnp.asarray(labels))
+    expected = np.asarray(plain) * weights * class_weights[np.where(labels == 255, 0, labels)]
+    np.testing.assert_allclose(np.asarray(both), expected, rtol=1e-5)
+
+
+def test_median_frequency_weights_by_hand():
+    # frequencies 0.6, 0.3, 0.1 -> median 0.3 -> weights 0.5, 1, 3; an absent class weighs 0
+    np.testing.assert_allclose(losses.median_frequency_weights([60, 30, 10, 0]),
+                               [0.5, 1.0, 3.0, 0.0], rtol=1e-6)
+    with pytest.raises(ValueError, match="non-negative"):
+        losses.median_frequency_weights([0, 0])
+
+
+def test_loss_sampling_keeps_about_keep_prob_and_means_over_the_kept_pixels():
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=(2, 64, 64, 3)).astype(np.float32)
+    labels = rng.integers(0, 3, size=(2, 64, 64)).astype(np.int32)
+    labels[:, :8] = 255
+    key = jax.random.key(0)
+    per_pixel, mask = losses.pixel_cross_entropy(jnp.asarray(logits), jnp.asarray(labels),
+                                                 keep_prob=0.25, key=key)
+    mask = np.asarray(mask)
+    labelled = labels != 255
+    assert not mask[~labelled].any()
+    assert abs(mask.sum() / labelled.sum() - 0.25) < 0.03
+    mean, (total, count) = losses.segmentation_loss(jnp.asarray(logits), jnp.asarray(labels),
+                                                    keep_prob=0.25, key=key)
+    plain, _ = losses.pixel_cross_entropy(jnp.asarray(logits), jnp.asarray(labels))
+    assert int(count) == mask.sum()
+    np.testing.assert_allclose(float(mean), np.asarray(plain)[mask].mean(), rtol=1e-5)
+    np.testing.assert_allclose(float(total), np.asarray(per_pixel).sum(), rtol=1e-5)
+
+
+def test_loss_sampling_needs_a_key_and_a_probability_in_range():
+    logits, labels = random_batch()
+    with pytest.raises(ValueError, match="PRNG key"):
+        losses.pixel_cross_entropy(jnp.asarray(logits), jnp.asarray(labels), keep_prob=0.5)
+    with pytest.raises(ValueError, match="keep_prob"):
+        losses.pixel_cross_entropy(jnp.asarray(logits), jnp.asarray(labels), keep_prob=0.0,
+                                   key=jax.random.key(0))
+    same, _ = losses.sum_and_count(jnp.asarray(logits), jnp.asarray(labels), keep_prob=1.0)
+    plain, _ = losses.sum_and_count(jnp.asarray(logits), jnp.asarray(labels))
+    assert float(same) == float(plain)

@@ -107,3 +107,30 @@ def test_schedules_start_at_the_learning_rate(schedule):
 def test_unknown_schedule_raises():
     with pytest.raises(ValueError, match="schedule"):
         optim.learning_rate_schedule(optim_config(schedule="step"), steps=10)
+
+
+@pytest.mark.parametrize("schedule", optim.SCHEDULES)
+def test_warmup_rises_linearly_then_follows_the_schedule(schedule):
+    rate = optim.learning_rate_schedule(optim_config(schedule=schedule, warmup_steps=10),
+                                        steps=110)
+    np.testing.assert_allclose([float(rate(t)) for t in (0, 5, 10)], [0.0, 0.05, 0.1],
+                               rtol=1e-6)
+    if schedule == "poly":  # (1 - 50/100)^0.9 of the rate, 50 updates after the warmup
+        np.testing.assert_allclose(float(rate(60)), 0.1 * 0.5 ** 0.9, rtol=1e-5)
+    with pytest.raises(ValueError, match="warmup_steps"):
+        optim.learning_rate_schedule(optim_config(warmup_steps=-1), steps=10)
+
+
+def test_trainable_score_freezes_everything_but_the_score_layer():
+    """FCN-32s-fixed: only score_fr learns; upscore stays fixed, other layers frozen."""
+    params = {"trunk": {"conv1_1": {"kernel": jnp.ones((3,)), "bias": jnp.ones((3,))}},
+              "score_fr": {"kernel": jnp.ones((2,)), "bias": jnp.ones((2,))},
+              "upscore": {"kernel": jnp.ones((4,))}}
+    assert optim.param_labels(params, trainable="score") == {
+        "trunk": {"conv1_1": {"kernel": "frozen", "bias": "frozen"}},
+        "score_fr": {"kernel": "weight", "bias": "bias"},
+        "upscore": {"kernel": "frozen"}}
+    tx = optim.make_optimizer(optim_config(trainable="score_fr, nothing"), steps=10)
+    updates, _ = tx.update(ones_like(params), tx.init(params), params)
+    assert not np.any(np.asarray(updates["trunk"]["conv1_1"]["kernel"]))
+    assert np.all(np.asarray(updates["score_fr"]["kernel"]) != 0)

@@ -1,16 +1,25 @@
-"""One train step, and train_and_evaluate on the shipped sample: checkpoint, resume, metrics."""
+"""One train step; train_and_evaluate on the shipped sample: checkpoint, resume, best, logs,
+evaluate and predict from its checkpoints; bad input (NaN loss, unwritable workdir, another
+model's checkpoint, a misspelt config key) stopped with a clear error."""
 
 import json
 import os
+import pathlib
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from PIL import Image
+
 from configs import sample
-from fcnjax import checkpoint, evaluate, models, train
+from fcnjax import checkpoint, evaluate, metrics, models, predict, train
 from fcnjax.data import pipeline
+
+ROOT = pathlib.Path(__file__).parent.parent
 
 
 def tiny_config(steps=2, **model):
@@ -75,36 +84,136 @@ def crash_after(steps, monkeypatch):
     monkeypatch.setattr(pipeline, "train_batches", batches)
 
 
-def test_train_and_evaluate_on_sample_checkpoints_resumes_and_writes_metrics(tmp_path,
-                                                                            monkeypatch):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One 3-step run straight through, and one that crashes after 2 steps and is rerun."""
     config = tiny_config(steps=3)
-    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    root = tmp_path_factory.mktemp("trained")
+    straight, resumed = str(root / "straight"), str(root / "resumed")
     final = train.train_and_evaluate(config, straight)
-
-    with monkeypatch.context() as patch:
+    with pytest.MonkeyPatch.context() as patch:
         crash_after(2, patch)
         with pytest.raises(RuntimeError, match="simulated crash"):
             train.train_and_evaluate(config, resumed)
-    assert checkpoint.latest_step(resumed) == 2
+    crashed_at = checkpoint.latest_step(resumed)
     again = train.train_and_evaluate(config, resumed)  # the rerun picks up at step 3
+    return dict(config=config, straight=straight, resumed=resumed, final=final, again=again,
+                crashed_at=crashed_at)
 
-    assert sorted(os.listdir(os.path.join(resumed, "checkpoints"))) == ["1", "2", "3"]
-    records = read_metrics(resumed)
+
+def test_an_interrupted_and_resumed_run_ends_as_an_uninterrupted_one(trained):
+    assert trained["crashed_at"] == 2
+    assert sorted(os.listdir(os.path.join(trained["resumed"], "checkpoints"))) == ["1", "2",
+                                                                                   "3"]
+    # nothing lost: a crash and a rerun train exactly as one uninterrupted run
+    jax.tree.map(np.testing.assert_array_equal, checkpoint.restore_params(trained["straight"]),
+                 checkpoint.restore_params(trained["resumed"]))
+    assert trained["again"] == trained["final"]
+
+
+def test_training_writes_metrics_events_curves_and_grids(trained):
+    workdir, final = trained["resumed"], trained["final"]
+    records = read_metrics(workdir)
     assert [r["step"] for r in records if r["mode"] == "train"] == [1, 2, 3]
     assert [r["step"] for r in records if r["mode"] == "eval"] == [2, 3]
     assert {r["split"] for r in records if r["mode"] == "eval"} == {"val"}
     for r in records:
-        assert 0 <= r["pixel_accuracy"] <= 1 and np.isfinite(r["pixel_loss"])
-    assert set(final) == {"pixel_loss", "pixel_accuracy", "mean_accuracy", "mean_iu",
-                          "frequency_weighted_iu"}
-    assert os.path.isfile(os.path.join(resumed, "predictions_000003.png"))
-    # nothing lost: a crash and a rerun train exactly as one uninterrupted run
-    jax.tree.map(np.testing.assert_array_equal, checkpoint.restore_params(straight),
-                 checkpoint.restore_params(resumed))
-    assert again == final
-    scored = evaluate.evaluate_checkpoint(config, resumed)
+        assert {"step", "loss", "pixel_acc", "mean_acc", "mean_iu", "fw_iu"} <= set(r)
+        assert 0 <= r["pixel_acc"] <= 1 and np.isfinite(r["loss"])
+    for r in records:
+        if r["mode"] == "eval":
+            assert len(r["class_iu"]) == len(r["class_dice"]) == 2
+        else:
+            assert r["images_per_second"] > 0
+    assert set(final) == {"loss", "pixel_acc", "mean_acc", "mean_iu", "fw_iu", "mean_dice",
+                          "class_iu", "class_dice"}
+    for name in ("predictions_000003.png", "learning_curve.png"):
+        assert os.path.isfile(os.path.join(workdir, name))
+    events = os.listdir(os.path.join(workdir, "tensorboard"))
+    assert any(name.startswith("events.out.tfevents") for name in events)
+
+
+def test_the_best_evaluation_by_mean_iu_is_kept(trained):
+    records = read_metrics(trained["straight"])
+    evals = [r for r in records if r["mode"] == "eval"]
+    best = max(evals, key=lambda r: r["mean_iu"])
+    assert os.listdir(os.path.join(trained["straight"], "best")) == [str(best["step"])]
+    scored = evaluate.evaluate_checkpoint(trained["config"],
+                                          os.path.join(trained["straight"], "best"))
+    assert scored["step"] == best["step"]
+    assert scored["mean_iu"] == pytest.approx(best["mean_iu"])
+
+
+def test_evaluate_and_predict_restore_the_trained_checkpoint(trained, tmp_path, capsys):
+    config, final = trained["config"], trained["final"]
+    scored = evaluate.evaluate_checkpoint(config, trained["resumed"])
     assert scored["step"] == 3
-    assert {k: scored[k] for k in final} == pytest.approx(final)
+    assert {k: scored[k] for k in metrics.METRICS} == pytest.approx(
+        {k: final[k] for k in metrics.METRICS})
+    assert scored["class_iu"] == pytest.approx(final["class_iu"])
+    val = os.path.join(config.input.data_dir, "val", "image")
+    written = predict.predict(config, trained["resumed"], [val], str(tmp_path))
+    assert sorted(os.path.basename(p) for p in written) == [
+        "24.png", "24_overlay.png", "28.png", "28_overlay.png"]
+    with Image.open(tmp_path / "24.png") as mask:
+        assert mask.mode == "P" and mask.size == (128, 128)
+        assert set(np.unique(np.asarray(mask))) <= {0, 1}
+
+
+def test_a_checkpoint_of_another_model_is_refused_by_name(trained, tmp_path):
+    other = tiny_config(steps=4, features=8)
+    with pytest.raises(checkpoint.CheckpointMismatch, match=r"\d+ wrong shape: params/"):
+        train.train_and_evaluate(other, trained["resumed"])
+    with pytest.raises(checkpoint.CheckpointMismatch, match="another model"):
+        evaluate.evaluate_checkpoint(other, trained["resumed"])
+    assert checkpoint.latest_step(trained["resumed"]) == 3  # nothing touched
+
+
+def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    original = pipeline.train_batches
+
+    def poisoned(*args, **kwargs):
+        for step, batch in enumerate(original(*args, **kwargs), start=1):
+            if step == 3:
+                batch = {**batch, "image": np.full_like(batch["image"], np.nan)}
+            yield batch
+
+    monkeypatch.setattr(pipeline, "train_batches", poisoned)
+    config = tiny_config(steps=4)
+    config.train.eval_every = 10
+    with pytest.raises(train.NonFiniteLoss, match="at step 3: .*last good checkpoint, step 2"):
+        train.train_and_evaluate(config, str(tmp_path))
+    assert checkpoint.latest_step(str(tmp_path)) == 2
+    params = checkpoint.restore_params(str(tmp_path))
+    assert all(np.all(np.isfinite(p)) for p in jax.tree.leaves(params))
+
+
+def test_an_unwritable_workdir_is_refused_before_training(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(train.UnwritableWorkdir, match="cannot be written to"):
+        train.train_and_evaluate(tiny_config(), str(blocker / "workdir"))
+
+
+def test_loss_options_are_checked():
+    config = tiny_config()
+    config.loss.class_weights = (1.0, 2.0, 3.0)
+    with pytest.raises(ValueError, match="3 values for 2 classes"):
+        train.loss_options(config)
+    config.loss.class_weights = ()
+    config.loss.keep_prob = 0.0
+    with pytest.raises(ValueError, match="keep_prob"):
+        train.loss_options(config)
+
+
+def test_a_misspelt_config_key_is_a_clear_command_line_error(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "fcnjax.train", "--config", "configs/sample.py",
+         "--workdir", str(tmp_path), "--config.train.stpes=3"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode != 0
+    assert "stpes" in run.stderr
+    assert not os.listdir(tmp_path)
 
 
 def test_a_stage_starts_from_the_previous_stages_checkpoint(tmp_path):
@@ -139,3 +248,17 @@ def test_restore_templates_read_no_weight_file():
         train.create_train_state(config, model, key, (1, 32, 32, 1))
     state = train.create_train_state(config, model, key, (1, 32, 32, 1), pretrained=False)
     assert int(state.step) == 0
+
+
+def test_score_batch_passes_class_weights_and_loss_sampling_to_the_loss():
+    batch = tiny_batch(8)
+    logits = jnp.asarray(np.random.default_rng(1).normal(size=(2, 8, 8, 2)), jnp.float32)
+    options = dict(reduction="sum", ignore_label=255)
+    plain, _ = train.score_batch(logits, batch, **options)
+    only_class_1, _ = train.score_batch(logits, batch, class_weights=(0.0, 1.0), **options)
+    labels, lse = batch["label"], jax.nn.logsumexp(logits, -1)
+    expected = jnp.sum(jnp.where(labels == 1, lse - logits[..., 1], 0.0))
+    np.testing.assert_allclose(only_class_1, expected, rtol=1e-5)
+    sampled = [train.score_batch(logits, batch, keep_prob=0.5, key=jax.random.key(s),
+                                 **options)[0] for s in range(2)]
+    assert 0 < float(sampled[0]) < float(plain) and float(sampled[0]) != float(sampled[1])

@@ -1,5 +1,10 @@
 """The input pipeline: a data source, then grain map / shuffle(seed) / repeat / batch.
 
+Sources (``config.input.source``): "folder", an image folder read as it is
+(:mod:`fcnjax.data.image_folder`), or "tfds", a prepared tensorflow-datasets dataset read
+through ``tfds.data_source`` (array_record, no TensorFlow): fcnjax's builders
+(:mod:`fcnjax.data.builders`) or a catalog one such as ``oxford_iiit_pet``.
+
 Training batches are fixed-size random crops (``config.input.crop_size``; smaller images are
 padded, label void) drawn from a seeded shuffle, reshuffled every epoch. Batch ``s`` is a pure
 function of the seed and ``s``, so a restarted run continues with exactly the batches it
@@ -7,6 +12,12 @@ would have seen (``start_step``). Evaluation batches are whole images in file or
 optionally padded to a fixed canvas (``config.input.eval_size``, label void) so that every
 batch has one shape. With ``config.input.mirror_pad`` = p every image is first extended by p
 mirrored pixels on each side (label void): U-Net's overlap-tile context for valid convs.
+
+Training augmentation, each a config option and off by default: ``scale_range`` (random
+resize), ``jitter`` (photometric), ``flip``, then the crop. With several processes
+(multi-host) each trains on its own shard of the shuffled examples (``jax.process_index()``
+of ``jax.process_count()``); ``workers`` > 0 decodes and augments in that many processes.
+With ``pad_batches`` a batch of different-sized images is padded to its largest (label void).
 
 Every batch is ``{"image": float32 (B, H, W, C), "label": int32 (B, H, W)}``, label 255 void.
 """
@@ -17,19 +28,81 @@ import functools
 from typing import Any, Iterator, Mapping, Sequence
 
 import grain
+import jax
+from absl import flags
 import numpy as np
 
 from fcnjax.data import transforms
 from fcnjax.data.image_folder import ImageFolder
 
 Batch = dict[str, np.ndarray]
-SOURCES = ("folder",)
+SOURCES = ("folder", "tfds")
 
 
-def make_source(config: Mapping[str, Any], split: str) -> ImageFolder:
+class TfdsSource:
+    """``{"image": uint8 (H, W, C), "label": (H, W)}`` examples of a prepared tfds split.
+
+    ``image_key`` / ``label_key`` name the features to read ("image" / "label" for fcnjax's
+    builders; "segmentation_mask" for oxford_iiit_pet).
+    """
+
+    def __init__(self, builder: Any, split: str,
+                 image_key: str = "image", label_key: str = "label"):
+        name = builder.info.full_name
+        if split not in builder.info.splits:
+            raise ValueError(f"{name} has no split {split!r}; it has {list(builder.info.splits)}")
+        features = builder.info.features
+        for key in (image_key, label_key):
+            if key not in features:
+                raise ValueError(f"{name} has no feature {key!r} (set config.input.tfds_"
+                                 f"image_key / tfds_label_key); it has {list(features)}")
+        self.source = builder.as_data_source(split=split)
+        if len(self.source) == 0:
+            raise ValueError(f"split {split!r} of {name} in {builder.data_dir} is empty; "
+                             "prepare the dataset again from a complete copy")
+        self.name, self.split = name, split
+        self.image_key, self.label_key = image_key, label_key
+
+    @classmethod
+    def prepared(cls, name: str, split: str, data_dir: str | None = None,
+                 **keys: str) -> TfdsSource:
+        """The source of dataset ``name`` (prepared in ``data_dir``), or how to prepare it."""
+        import tensorflow_datasets as tfds  # only the "tfds" source needs it
+
+        from fcnjax.data import builders  # noqa: F401  (registers fcnjax's builders)
+
+        builder = tfds.builder(name, data_dir=data_dir or None)
+        if not builder.is_prepared():
+            raise FileNotFoundError(
+                f"tfds dataset {name!r} is not prepared in {builder.data_dir}; prepare it with "
+                f"python -m fcnjax.data.prepare {name} --manual_dir <the dataset as "
+                f"distributed> --data_dir {data_dir or '<tfds data_dir>'}")
+        return cls(builder, split, **keys)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        example = self.source[index]
+        label = example[self.label_key]
+        return {"image": example[self.image_key],
+                "label": label[..., 0] if label.ndim == 3 else label}
+
+    def __repr__(self) -> str:
+        return f"TfdsSource({self.name}, {self.split}: {len(self)} examples)"
+
+
+def make_source(config: Mapping[str, Any], split: str) -> ImageFolder | TfdsSource:
     """The data source of ``split`` described by ``config`` (``config.input``)."""
     if config["source"] not in SOURCES:
         raise ValueError(f"unknown input source {config['source']!r}; choose one of {SOURCES}")
+    if config["source"] == "tfds":
+        if not config["tfds_name"]:
+            raise ValueError("config.input.tfds_name is empty: name the prepared dataset, "
+                             "e.g. --config.input.tfds_name=camvid")
+        return TfdsSource.prepared(config["tfds_name"], split, config["tfds_data_dir"],
+                                   image_key=config["tfds_image_key"],
+                                   label_key=config["tfds_label_key"])
     if not config["data_dir"]:
         raise ValueError("config.input.data_dir is empty: set it to the dataset folder "
                          "(holding <split>/image and <split>/label), e.g. "
@@ -47,44 +120,88 @@ def preprocess(example: transforms.Example, config: Mapping[str, Any]) -> transf
 
 def augment(example: transforms.Example, rng: np.random.Generator,
             config: Mapping[str, Any]) -> transforms.Example:
-    """Random crop to ``crop_size`` and, if ``flip``, a random left-right mirror."""
-    example = transforms.random_crop(example, config["crop_size"], rng)
+    """A training example from a stored one: random scale and photometric jitter (each if
+    set), ``preprocess``, random crop to ``crop_size``, then (if ``flip``) a random mirror."""
+    example = transforms.random_scale(example, config["scale_range"], rng)
+    example = transforms.photometric_jitter(example, config["jitter"], rng)
+    example = transforms.random_crop(preprocess(example, config), config["crop_size"], rng)
     return transforms.random_flip(example, rng) if config["flip"] else example
 
 
-def stack(examples: Sequence[transforms.Example]) -> Batch:
-    """Stack examples into a batch, with a clear error when their shapes differ."""
+def stack(examples: Sequence[transforms.Example], pad: bool = False) -> Batch:
+    """Stack examples into a batch; with ``pad``, pad them to a common size (label void)."""
+    if pad:
+        examples = transforms.pad_batch(examples)
     shapes = {e["label"].shape for e in examples}
     if len(shapes) > 1:
         raise ValueError(f"cannot batch images of sizes {sorted(shapes)}: set "
-                         "config.input.eval_size to a canvas they fit, or eval batch_size 1")
+                         "config.input.eval_size to a canvas they fit, pad_batches to pad "
+                         "each batch to its largest image, or eval batch_size 1")
     return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
 
 
-def train_dataset(config: Mapping[str, Any], batch_size: int, seed: int) -> grain.MapDataset:
-    """Infinite dataset whose item ``s`` is the batch of training step ``s``."""
-    source = make_source(config, config["train_split"])
-    return (grain.MapDataset.source(source)
+def process_shard(shard: tuple[int, int] | None) -> tuple[int, int]:
+    """``(index, count)`` of this process's shard; None: ``jax.process_index()`` of ``count()``."""
+    if shard is None:
+        return jax.process_index(), jax.process_count()
+    if not 0 <= shard[0] < shard[1]:
+        raise ValueError(f"shard index must be in 0..count-1, got {shard}")
+    return shard
+
+
+def train_dataset(config: Mapping[str, Any], batch_size: int, seed: int,
+                  shard: tuple[int, int] | None = None) -> grain.MapDataset:
+    """Infinite dataset whose item ``s`` is the batch of training step ``s``.
+
+    ``batch_size`` is this process's; ``shard`` = (index, count) picks every count-th example
+    from index on (default: this process's, see ``process_shard``).
+    """
+    index, count = process_shard(shard)
+    source = grain.MapDataset.source(make_source(config, config["train_split"]))
+    if count > 1:
+        source = source[index::count]
+        if len(source) == 0:
+            raise ValueError(f"shard {index} of {count} has no examples: fewer training "
+                             "examples than processes")
+    return (source
             .shuffle(seed=seed)
             .repeat()
-            .map(functools.partial(preprocess, config=config))
             .random_map(functools.partial(augment, config=config), seed=seed)
             .batch(batch_size, drop_remainder=True, batch_fn=stack))
 
 
 def train_batches(config: Mapping[str, Any], batch_size: int, seed: int,
-                  start_step: int = 0) -> Iterator[Batch]:
-    """Training batches from step ``start_step`` on, read ahead by background threads."""
-    dataset = train_dataset(config, batch_size, seed)[start_step:]
+                  start_step: int = 0, shard: tuple[int, int] | None = None) -> Iterator[Batch]:
+    """Training batches from step ``start_step`` on, read ahead by background threads and,
+    with ``config.workers`` > 0, decoded and augmented by that many worker processes."""
+    dataset = train_dataset(config, batch_size, seed, shard)[start_step:]
+    return iter(read_ahead(dataset, config))
+
+
+def read_ahead(dataset: grain.MapDataset, config: Mapping[str, Any]) -> grain.IterDataset:
+    """``dataset`` read by ``read_threads`` threads (per worker), with ``workers`` processes."""
     options = grain.ReadOptions(num_threads=config["read_threads"],
                                 prefetch_buffer_size=2 * config["read_threads"])
-    return iter(dataset.to_iter_dataset(options))
+    dataset = dataset.to_iter_dataset(options)
+    if config["workers"] > 0:
+        if not flags.FLAGS.is_parsed():  # grain's workers read absl flags; scripts without
+            flags.FLAGS.mark_as_parsed()  # absl.app (tests, notebooks) have left them unparsed
+        dataset = dataset.mp_prefetch(grain.MultiprocessingOptions(
+            num_workers=config["workers"]))
+    return dataset
 
 
-def eval_dataset(config: Mapping[str, Any], split: str, batch_size: int) -> grain.MapDataset:
-    """Whole images of ``split`` in file order, padded to ``eval_size`` if it is set."""
-    dataset = grain.MapDataset.source(make_source(config, split))
+def eval_dataset(config: Mapping[str, Any], split: str, batch_size: int,
+                 shard: tuple[int, int] = (0, 1)) -> grain.MapDataset:
+    """Whole images of ``split`` in file order, padded to ``eval_size`` if it is set.
+
+    Unsharded by default (every process scores the whole split); ``shard`` = (index, count)
+    keeps every count-th image from index on.
+    """
+    index, count = process_shard(shard)
+    dataset = grain.MapDataset.source(make_source(config, split))[index::count]
     dataset = dataset.map(functools.partial(preprocess, config=config))
     if config["eval_size"]:
         dataset = dataset.map(functools.partial(transforms.pad_to, size=config["eval_size"]))
-    return dataset.batch(batch_size, batch_fn=stack)
+    return dataset.batch(batch_size, batch_fn=functools.partial(
+        stack, pad=config["pad_batches"]))

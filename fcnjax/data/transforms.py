@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
 
 from fcnjax.losses import IGNORE_LABEL
 
@@ -103,3 +104,61 @@ def random_flip(example: Example, rng: np.random.Generator) -> Example:
     if rng.random() < 0.5:
         return {**example, "image": example["image"][:, ::-1], "label": example["label"][:, ::-1]}
     return example
+
+
+def random_scale(example: Example, scale_range: Sequence[float],
+                 rng: np.random.Generator) -> Example:
+    """Resize by a factor drawn uniformly from ``scale_range`` (lo, hi); () leaves it as is.
+
+    The image (uint8) is resized bilinearly, the label by nearest neighbour, so it keeps
+    class ids and void.
+    """
+    if not scale_range:
+        return example
+    h, w = example["label"].shape
+    factor = rng.uniform(scale_range[0], scale_range[1])
+    size = (max(1, round(h * factor)), max(1, round(w * factor)))
+    if size == (h, w):
+        return example
+    rows = np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.int64), w - 1)
+    return {**example, "image": resize_image(example["image"], size),
+            "label": example["label"][rows[:, None], cols]}
+
+
+def resize_image(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
+    """Bilinear resize of a uint8 (H, W, C) image to ``size`` (H, W)."""
+    if image.dtype != np.uint8:
+        raise ValueError(f"random_scale resizes uint8 images (before normalize), got {image.dtype}")
+    planes = [image] if image.shape[-1] == 3 else [image[..., c] for c in range(image.shape[-1])]
+    resized = [np.asarray(Image.fromarray(p).resize((size[1], size[0]), Image.BILINEAR))
+               for p in planes]
+    return resized[0] if image.shape[-1] == 3 else np.stack(resized, axis=-1)
+
+
+def photometric_jitter(example: Example, strength: Sequence[float],
+                       rng: np.random.Generator) -> Example:
+    """Random brightness, contrast and saturation, each a factor in [1 - s, 1 + s].
+
+    ``strength`` = (brightness, contrast, saturation); () leaves the image as is. Saturation
+    applies to 3-channel images only. Returns a float32 image clipped to 0..255.
+    """
+    if not strength:
+        return example
+    image = example["image"].astype(np.float32)
+    brightness, contrast, saturation = (1 + rng.uniform(-s, s) for s in strength)
+    # brightness then contrast about the mean, as one multiply-add: (x b - m b) c + m b
+    mean = image.mean() * brightness
+    image *= brightness * contrast
+    image += mean * (1 - contrast)
+    if image.shape[-1] == 3:
+        gray = image @ np.float32([0.299, 0.587, 0.114])
+        image *= saturation
+        image += ((1 - saturation) * gray)[..., None]
+    return {**example, "image": np.clip(image, 0, 255, out=image)}
+
+
+def pad_batch(examples: Sequence[Example], ignore: int = IGNORE_LABEL) -> list[Example]:
+    """Pad every example to the largest height and width among them (label ``ignore``)."""
+    size = tuple(max(e["label"].shape[i] for e in examples) for i in (0, 1))
+    return [pad_to(e, size, ignore) for e in examples]

@@ -1,0 +1,69 @@
+"""Prepare one fcnjax dataset as array_record shards that ``tfds.data_source`` reads.
+
+    python -m fcnjax.data.prepare camvid --manual_dir /data/CamVid --data_dir ~/tensorflow_datasets
+    python -m fcnjax.data.prepare voc_segmentation/2012 --manual_dir /data/VOCdevkit ...
+    python -m fcnjax.data.prepare segmentation_folder/mine --manual_dir /data/mine \
+        --folder.mask binary --folder.void 128
+
+Nothing downloads: ``manual_dir`` holds the dataset as distributed. tfds draws a progress bar
+per split; at the end each split's example count and any skipped files (``--skip_bad``) are
+printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import tensorflow_datasets as tfds
+
+from fcnjax.data import builders
+from fcnjax.data.builders import folder
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m fcnjax.data.prepare",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("name", help=f"builder[/config], one of {', '.join(builders.NAMES)}")
+    parser.add_argument("--manual_dir", required=True, help="the dataset as distributed")
+    parser.add_argument("--data_dir", default=None, help="where tfds datasets live "
+                        "(default: tfds' own, ~/tensorflow_datasets)")
+    parser.add_argument("--skip_bad", action="store_true", help="leave out (and list) bad "
+                        "files instead of stopping at the first")
+    for field, default in folder.FolderConfig.defaults().items():
+        parser.add_argument(f"--folder.{field}", dest=f"folder_{field}", default=default,
+                            type=type(default) if default is not None else str,
+                            help=f"segmentation_folder only (default {default!r})")
+    return parser.parse_args(argv)
+
+
+def make_builder(args: argparse.Namespace) -> tfds.core.DatasetBuilder:
+    """The builder named by ``args.name`` (a FolderConfig from the --folder.* flags)."""
+    name, _, config = args.name.partition("/")
+    kwargs = {"data_dir": args.data_dir, "skip_bad": args.skip_bad}
+    if name == folder.SegmentationFolder.name:
+        fields = {f: getattr(args, f"folder_{f}") for f in folder.FolderConfig.defaults()}
+        return folder.SegmentationFolder(config=folder.FolderConfig(name=config or "default",
+                                                                    **fields), **kwargs)
+    if name not in builders.NAMES:
+        raise SystemExit(f"unknown dataset {name!r}; choose one of {', '.join(builders.NAMES)}")
+    return tfds.builder(args.name, **kwargs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(sys.argv[1:] if argv is None else argv)
+    builder = make_builder(args)
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=args.manual_dir))
+    print(f"{builder.name} prepared in {builder.data_dir}")
+    for split, info in builder.info.splits.items():
+        print(f"  {split}: {info.num_examples} examples")
+    if builder.skipped:
+        print(f"skipped {len(builder.skipped)} bad example(s):")
+        for name, reason in builder.skipped:
+            print(f"  {name}: {reason}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

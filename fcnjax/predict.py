@@ -1,0 +1,159 @@
+"""Segment image files of any size with a trained checkpoint: colour masks and overlays.
+
+    python -m fcnjax.predict --config configs/sample.py --checkpoint /tmp/fcnjax_sample \
+        --output /tmp/fcnjax_predictions fcnjax/data/sample/isbi2012/val/image
+
+Arguments are image files or folders of them (png, jpg, bmp, tif, webp). For each image
+``<name>`` it writes, in ``--output``:
+
+- ``<name>.png``: the predicted class ids as a palette PNG (pixel value = class id, shown
+  in the dataset's colours, ``config.eval.classes``; VOC's colour map by default);
+- ``<name>_overlay.png``: the image with the colour mask blended over it.
+
+Images are read and normalised as the config's input pipeline does (``image_mode``,
+``bgr``, ``mean``, ``scale``). FCNs and "same"-padding U-Nets predict a whole image at its
+own size in one forward pass (one compile per size); a "valid"-padding U-Net predicts tile
+by tile with mirrored context (:func:`fcnjax.tiling.predict_tiled`, tiles of
+``config.input.crop_size``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from PIL import Image
+
+from fcnjax import checkpoint, evaluate, visualize
+from fcnjax.data import transforms
+from fcnjax.data.image_folder import natural_key, read_image
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+Forward = Callable[[np.ndarray], np.ndarray]
+"""float32 (H, W, C) normalised image -> float32 (H, W, num_classes) class scores."""
+
+
+def image_paths(inputs: Iterable[str]) -> list[str]:
+    """Image files named by ``inputs`` (files, or folders whose images are taken in name
+    order); FileNotFoundError for a missing path or when no image is found."""
+    paths = []
+    for item in inputs:
+        if os.path.isdir(item):
+            names = sorted((n for n in os.listdir(item)
+                            if n.lower().endswith(IMAGE_EXTENSIONS)), key=natural_key)
+            paths.extend(os.path.join(item, n) for n in names)
+        elif os.path.isfile(item):
+            paths.append(item)
+        else:
+            raise FileNotFoundError(f"no such image file or folder: {item}")
+    if not paths:
+        raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {list(inputs)}")
+    return paths
+
+
+def load_image(path: str, config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 (H, W, 3) RGB for display, float32 (H, W, C) network input) of ``path``."""
+    pixels = read_image(path, config.image_mode)
+    image = transforms.normalize({"image": pixels}, config.mean, config.scale, config.bgr)
+    display = np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 else pixels[..., :3]
+    return np.ascontiguousarray(display), image["image"]
+
+
+def make_forward(config: ml_collections.ConfigDict, state: Any) -> Forward:
+    """The one model-forward function: class scores of a whole image of any size.
+
+    Valid-padding U-Nets go through overlap-tile prediction (tiles of ``crop_size``);
+    every other model runs on the whole image (jit compiles once per image size).
+    """
+    apply = jax.jit(lambda params, x: state.apply_fn({"params": params}, x, train=False))
+    cfg = config.model
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        logits = apply(state.params, jnp.asarray(batch))
+        if isinstance(logits, dict):  # SIFT Flow's two heads: the semantic one
+            logits = logits["sem"]
+        return np.asarray(logits, np.float32)
+
+    if cfg.name == "unet" and cfg.get("padding") == "valid":
+        from fcnjax import tiling
+        from fcnjax.models.unet import unet_geometry
+
+        geometry = unet_geometry(cfg.levels, cfg.padding, cfg.upsampling)
+        plan = tiling.unet_plan(geometry, config.input.crop_size[0])
+        return lambda image: tiling.predict_tiled(run, image, plan)
+    if cfg.name == "nyud_late_fusion":
+        raise ValueError("nyud_late_fusion needs two inputs (color and HHA images); "
+                         "predict reads one image per file")
+    return lambda image: run(image[None])[0]
+
+
+def palette_png(prediction: np.ndarray, colors: np.ndarray) -> Image.Image:
+    """A mode "P" PNG image: pixel values are class ids, its palette the class colours."""
+    image = Image.fromarray(prediction.astype(np.uint8), mode="P")
+    image.putpalette(np.asarray(colors, np.uint8).ravel().tolist())
+    return image
+
+
+def predict_files(config: ml_collections.ConfigDict, forward: Forward, paths: list[str],
+                  output: str) -> list[str]:
+    """Write ``<name>.png`` and ``<name>_overlay.png`` for every image; return their paths."""
+    os.makedirs(output, exist_ok=True)
+    num_classes = config.model.num_classes
+    if num_classes > 256:
+        raise ValueError(f"palette PNGs hold at most 256 classes, not {num_classes}")
+    colors = visualize.class_colors(config.eval.classes, num_classes)
+    written = []
+    for path in paths:
+        display, image = load_image(path, config.input)
+        prediction = np.argmax(forward(image), axis=-1)
+        stem = os.path.join(output, os.path.splitext(os.path.basename(path))[0])
+        palette_png(prediction, colors).save(stem + ".png")
+        mask = visualize.colorize(prediction, num_classes, colors)
+        Image.fromarray(visualize.overlay(display, mask)).save(stem + "_overlay.png")
+        written += [stem + ".png", stem + "_overlay.png"]
+    return written
+
+
+def predict(config: ml_collections.ConfigDict, checkpoint_path: str, inputs: list[str],
+            output: str) -> list[str]:
+    """Restore the checkpoint, predict every image of ``inputs``, write PNGs to ``output``."""
+    paths = image_paths(inputs)
+    state = evaluate.restore_state(config, checkpoint_path)
+    return predict_files(config, make_forward(config, state), paths, output)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command line: ``--config``, ``--checkpoint``, ``--output``, then images or folders."""
+    from absl import app, flags, logging
+    from ml_collections import config_flags
+
+    config = config_flags.DEFINE_config_file("config", None, "the training config file",
+                                             lock_config=True)
+    path = flags.DEFINE_string("checkpoint", None, "workdir, its checkpoints/ or best/ "
+                               "folder, or one <step> folder")
+    output = flags.DEFINE_string("output", None, "folder for the PNGs "
+                                 "(default: <workdir>/predict)")
+    flags.mark_flags_as_required(["config", "checkpoint"])
+
+    def run(args: list[str]) -> None:
+        if len(args) < 2:
+            raise app.UsageError("name image files or folders to segment")
+        if not flags.FLAGS["verbosity"].present:
+            logging.set_verbosity(logging.WARNING)
+        try:
+            out = output.value or os.path.join(
+                os.path.dirname(checkpoint.locate(path.value)[0]), "predict")
+            written = predict(config.value, path.value, args[1:], out)
+        except (FileNotFoundError, ValueError) as e:
+            raise SystemExit(f"fcnjax.predict: error: {e}") from e
+        print(f"wrote {len(written) // 2} masks and overlays to {out}")
+
+    app.run(run, argv=argv)
+
+
+if __name__ == "__main__":
+    main()

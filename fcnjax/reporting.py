@@ -1,0 +1,131 @@
+"""What a run shows: metrics.jsonl, TensorBoard events, learning curves, tables, prediction grids.
+
+Everything lands in the workdir:
+
+- ``metrics.jsonl``: one JSON object per train log or evaluation, keys ``step``, ``mode``
+  ("train" or "eval"), ``loss`` (mean cross-entropy per labelled pixel), ``pixel_acc``,
+  ``mean_acc``, ``mean_iu``, ``fw_iu``, ``mean_dice``; eval records add ``split``,
+  ``class_iu`` and ``class_dice`` (lists by class id, null where undefined), train records
+  ``objective`` (the minimised loss, sum or mean), ``steps_per_second`` and ``images_per_second``.
+- ``tensorboard/``: event files with every scalar as ``<mode>/<key>`` and the prediction grids.
+- ``learning_curve.png``: loss and scores against step; ``predictions_<step>.png``: grids.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from PIL import Image
+
+from fcnjax import metrics, visualize
+
+METRICS_FILE = "metrics.jsonl"
+PAPER_COLUMNS = (("pixel acc.", "pixel_acc"), ("mean acc.", "mean_acc"),
+                 ("mean IU", "mean_iu"), ("f.w. IU", "fw_iu"))
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe copy: NaN and infinities become None (null), numpy scalars Python numbers."""
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+class Reporter:
+    """Appends records to ``<workdir>/metrics.jsonl`` and TensorBoard; draws the curve.
+
+    Use as a context manager (or call ``close``) so the event file is flushed.
+    """
+
+    def __init__(self, workdir: str, tensorboard: bool = True):
+        self.workdir = workdir
+        self.writer = None
+        if tensorboard:
+            from tensorboardX import SummaryWriter  # pulls in protobuf: only when training
+            self.writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        """Write ``record`` (needs ``step`` and ``mode``) as one JSON line and as scalars."""
+        with open(os.path.join(self.workdir, METRICS_FILE), "a") as f:
+            f.write(json.dumps(clean(dict(record))) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if isinstance(value, (int, float)) and key != "step":
+                    self.writer.add_scalar(f"{record['mode']}/{key}", value, record["step"])
+
+    def image(self, tag: str, image: np.ndarray, step: int) -> None:
+        """Add a uint8 (H, W, 3) image to the TensorBoard events."""
+        if self.writer is not None:
+            self.writer.add_image(tag, image, step, dataformats="HWC")
+
+    def learning_curve(self) -> str:
+        """Draw ``learning_curve.png`` from everything in metrics.jsonl; return its path."""
+        path = os.path.join(self.workdir, "learning_curve.png")
+        Image.fromarray(visualize.learning_curves(read_metrics(self.workdir))).save(path)
+        return path
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    def __enter__(self) -> "Reporter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def read_metrics(workdir: str) -> list[dict[str, Any]]:
+    """Every record of ``<workdir>/metrics.jsonl`` (an empty list if there is none)."""
+    path = os.path.join(workdir, METRICS_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_predictions(workdir: str, step: int, drawn: Mapping[str, np.ndarray],
+                      num_classes: int, bgr: bool, classes: str = "voc") -> np.ndarray:
+    """Save image | label | prediction rows as ``<workdir>/predictions_<step>.png``."""
+    grid = visualize.comparison_grid(drawn["image"], drawn["label"], drawn["prediction"],
+                                     num_classes, bgr=bgr,
+                                     colors=visualize.class_colors(classes, num_classes))
+    Image.fromarray(grid).save(os.path.join(workdir, f"predictions_{step:06d}.png"))
+    return grid
+
+
+def format_scores(record: Mapping[str, Any]) -> str:
+    """One line: "step 40 val: loss 0.41, pixel_acc 81.2, ..." (metrics in %, no lists)."""
+    parts = [f"{k} {100 * v:.1f}" if k in metrics.METRICS else f"{k} {v:.4g}"
+             for k, v in record.items()
+             if k not in ("step", "mode", "split") and isinstance(v, (int, float))]
+    return f"step {record['step']} {record.get('split', '')}: " + ", ".join(parts)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{100 * value:.1f}"
+
+
+def paper_table(summary: Mapping[str, Any], names: Sequence[str]) -> str:
+    """The paper's table (pixel acc., mean acc., mean IU, f.w. IU, in %) and per-class rows.
+
+    summary: a record with the four metrics and ``class_iu`` / ``class_dice`` lists;
+    names: class names by id. Undefined values (absent classes) print as "-".
+    """
+    head = "  ".join(f"{title:>10}" for title, _ in PAPER_COLUMNS)
+    row = "  ".join(f"{_percent(summary[key]):>10}" for _, key in PAPER_COLUMNS)
+    width = max([len("class"), *map(len, names)])
+    lines = [head, row, "", f"{'class':<{width}}  {'IoU':>6}  {'Dice':>6}"]
+    for name, iu, dice in zip(names, summary["class_iu"], summary["class_dice"]):
+        lines.append(f"{name:<{width}}  {_percent(iu):>6}  {_percent(dice):>6}")
+    return "\n".join(lines)

@@ -1,0 +1,167 @@
+"""Overlap-tile prediction (U-Net, section 2) and test-time averaging over the dihedral group.
+
+A valid-convolution network maps a ``tile``-pixel input to the ``out``-pixel centre of it,
+losing ``context = (tile - out) / 2`` pixels on each side. To predict an image of any size,
+the image is mirrored by ``context`` pixels around (the paper's extrapolation of the missing
+context), cut into tiles whose outputs abut, and the outputs are pasted together.
+
+A network with max pools is translation-equivariant only for shifts that are a multiple of
+its coarsest stride (16 for the paper's U-Net): within a tile, output pixel ``j`` goes
+through a different up-sampling phase than pixel ``j + 1``. Tiles therefore advance by
+``step``, the output side rounded down to a multiple of that stride (384 for 572 -> 388),
+and each keeps its first ``step`` rows and columns. Then the pasted result equals the
+untiled prediction of the mirrored image wherever both exist, and one tile shape serves
+every image size (the prediction function compiles once).
+
+>>> plan = unet_plan(unet_geometry(), 572)
+>>> plan.tile, plan.out, plan.context, plan.step
+(572, 388, 92, 384)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable
+
+import numpy as np
+
+from fcnjax.models.unet import UNetGeometry, unet_geometry
+
+TileFn = Callable[[np.ndarray], np.ndarray]
+"""(N, tile, tile, C) -> (N, out, out, K): the network on a batch of tiles (e.g. jitted)."""
+
+ImageFn = Callable[[np.ndarray], np.ndarray]
+"""(H, W, C) -> (H, W, K): a whole-image prediction, e.g. ``predict_tiled`` with its plan."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TilePlan:
+    """How an image is cut into tiles.
+
+    Attributes:
+      tile: side of each input tile.
+      out: side of the network's output for one tile (its centre).
+      context: input pixels lost on each side, ``(tile - out) // 2``.
+      step: output pixels kept per tile and distance between neighbouring tiles
+        (``out`` rounded down to a multiple of the network's period).
+    """
+
+    tile: int
+    out: int
+    context: int
+    step: int
+
+    def grid(self, height: int, width: int) -> tuple[int, int]:
+        """Tiles along each axis for a ``height`` x ``width`` image."""
+        return math.ceil(height / self.step), math.ceil(width / self.step)
+
+
+def make_plan(tile: int, out: int, period: int = 1) -> TilePlan:
+    """Plan for a network mapping ``tile`` pixels to their centred ``out`` pixels.
+
+    period: shift (pixels) under which the network is translation-equivariant.
+    Raises ValueError when the output is not centred or is smaller than ``period``.
+    """
+    if (tile - out) % 2 or out < 1 or out > tile:
+        raise ValueError(f"a {tile}-pixel tile with a {out}-pixel output is not centred: "
+                         "need tile - out even and 0 < out <= tile")
+    step = out - out % period
+    if step < 1:
+        raise ValueError(f"the {out}-pixel output of a {tile}-pixel tile is smaller than the "
+                         f"network's period {period}: use a larger tile")
+    return TilePlan(tile, out, (tile - out) // 2, step)
+
+
+def unet_plan(geometry: UNetGeometry, tile: int) -> TilePlan:
+    """Plan for a valid-padding U-Net on ``tile``-pixel tiles (its period: ``max_stride``)."""
+    if geometry.pad != 0:
+        raise ValueError("overlap-tile prediction needs padding='valid': a 'same' U-Net sees "
+                         "zeros at every tile border; predict its whole image at once")
+    plan = make_plan(tile, geometry.output_size(tile), geometry.max_stride)
+    if plan.context != geometry.output.offset:
+        raise ValueError(f"the U-Net's output starts at input pixel {geometry.output.offset}, "
+                         f"not at the centre offset {plan.context}")
+    return plan
+
+
+def mirror_for_tiles(image: np.ndarray, plan: TilePlan) -> np.ndarray:
+    """The image mirrored by ``context`` on top and left and enough on the bottom and right
+    for whole tiles: (H, W, C) -> ((ny - 1) * step + tile, (nx - 1) * step + tile, C)."""
+    height, width = image.shape[:2]
+    ny, nx = plan.grid(height, width)
+    bottom = (ny - 1) * plan.step + plan.tile - plan.context - height
+    right = (nx - 1) * plan.step + plan.tile - plan.context - width
+    pad = ((plan.context, bottom), (plan.context, right), (0, 0))
+    return np.pad(image, pad, mode="reflect")
+
+
+def cut_tiles(padded: np.ndarray, plan: TilePlan, grid: tuple[int, int]) -> np.ndarray:
+    """Tiles in row-major order: (ny * nx, tile, tile, C)."""
+    ny, nx = grid
+    return np.stack([padded[i * plan.step:i * plan.step + plan.tile,
+                            j * plan.step:j * plan.step + plan.tile]
+                     for i in range(ny) for j in range(nx)])
+
+
+def run_batched(tile_fn: TileFn, tiles: np.ndarray, batch_size: int) -> np.ndarray:
+    """``tile_fn`` on fixed-size batches (the last padded with zero tiles, then dropped)."""
+    outputs = []
+    for start in range(0, len(tiles), batch_size):
+        batch = tiles[start:start + batch_size]
+        filler = batch_size - len(batch)
+        if filler:
+            batch = np.concatenate([batch, np.zeros((filler, *batch.shape[1:]), batch.dtype)])
+        outputs.append(np.asarray(tile_fn(batch))[:batch_size - filler])
+    return np.concatenate(outputs)
+
+
+def predict_tiled(tile_fn: TileFn, image: np.ndarray, plan: TilePlan,
+                  batch_size: int = 1) -> np.ndarray:
+    """Predict every pixel of ``image`` tile by tile.
+
+    image: float (H, W, C) with H, W >= 2 (mirroring needs two pixels). tile_fn: the network
+    on (batch_size, tile, tile, C) tiles, returning (batch_size, out, out, K).
+    Returns float (H, W, K): the output of each pixel, computed with mirrored context.
+    """
+    if image.ndim != 3 or min(image.shape[:2]) < 2:
+        raise ValueError(f"need an (H, W, C) image with H, W >= 2, got {image.shape}")
+    height, width = image.shape[:2]
+    ny, nx = grid = plan.grid(height, width)
+    tiles = cut_tiles(mirror_for_tiles(image, plan), plan, grid)
+    outputs = run_batched(tile_fn, tiles, batch_size)
+    if outputs.shape[1:3] != (plan.out, plan.out):
+        raise ValueError(f"tile_fn returned {outputs.shape[1:3]} outputs for {plan.tile}-pixel "
+                         f"tiles; the plan expects {plan.out}")
+    kept = outputs[:, :plan.step, :plan.step].reshape(ny, nx, plan.step, plan.step, -1)
+    pasted = kept.transpose(0, 2, 1, 3, 4).reshape(ny * plan.step, nx * plan.step, -1)
+    return pasted[:height, :width]
+
+
+DIHEDRAL = tuple((k, flip) for k in range(4) for flip in (False, True))
+"""The 8 symmetries of the square: rotation by k * 90 degrees, then an optional mirror."""
+
+
+def transform(x: np.ndarray, k: int, flip: bool) -> np.ndarray:
+    """Rotate the first two axes by ``k`` * 90 degrees, then mirror left-right if ``flip``."""
+    x = np.rot90(x, k, axes=(0, 1))
+    return x[:, ::-1] if flip else x
+
+
+def untransform(x: np.ndarray, k: int, flip: bool) -> np.ndarray:
+    """Inverse of :func:`transform`."""
+    x = x[:, ::-1] if flip else x
+    return np.rot90(x, -k, axes=(0, 1))
+
+
+def dihedral_average(image_fn: ImageFn, image: np.ndarray,
+                     symmetries: tuple[tuple[int, bool], ...] = DIHEDRAL) -> np.ndarray:
+    """Test-time averaging: the mean of ``image_fn`` over rotated and mirrored copies of the
+    image, each mapped back. image: (H, W, C); returns (H, W, K) float32 (e.g. probabilities).
+    """
+    total = None
+    for k, flip in symmetries:
+        out = untransform(np.asarray(image_fn(np.ascontiguousarray(transform(image, k, flip)))),
+                          k, flip).astype(np.float32)
+        total = out if total is None else total + out
+    return total / len(symmetries)

@@ -1,0 +1,74 @@
+"""Tiny fake datasets written in each dataset's real layout (never ../shared), and readers."""
+
+import os
+
+import numpy as np
+import scipy.io
+from PIL import Image
+
+H, W = 6, 8
+
+
+def rgb(value):
+    """A constant RGB image whose pixels say which example it is."""
+    return Image.fromarray(np.full((H, W, 3), value, np.uint8))
+
+
+def mask(values, mode="L"):
+    """An (H, W) mask cycling through ``values``."""
+    array = np.resize(np.asarray(values, np.uint8), H * W).reshape(H, W)
+    if mode == "L":
+        return Image.fromarray(array)
+    image = Image.new("P", (W, H))
+    image.putpalette([v for i in range(256) for v in (i, 255 - i, i // 2)])
+    image.putdata(array.ravel().tolist())
+    return image
+
+
+def save(image, *parts):
+    path = os.path.join(*map(str, parts))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    image.save(path)
+    return path
+
+
+def write_lines(lines, *parts):
+    path = os.path.join(*map(str, parts))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("".join(line + "\n" for line in lines))
+
+
+def save_mat(path, **arrays):
+    os.makedirs(os.path.dirname(str(path)), exist_ok=True)
+    scipy.io.savemat(str(path), arrays)
+
+
+def write_camvid(root, counts=(("train", 2), ("val", 1), ("test", 1))):
+    """SegNet's CamVid layout: <split>/, <split>annot/ and <split>.txt with /SegNet paths."""
+    for split, count in counts:
+        lines = []
+        for i in range(count):
+            name = f"0001TP_{split}{i}"
+            save(rgb(10 * i + 1), root, split, name + ".png")
+            save(mask([0, 3, 11, i]), root, split + "annot", name + ".png")
+            lines.append(f"/SegNet/CamVid/{split}/{name}.png /SegNet/CamVid/{split}annot/{name}.png")
+        write_lines(lines, root, split + ".txt")
+    return root
+
+
+def write_isbi(root, train=2, test=1):
+    """zhixuhao/unet's data/membrane layout: train/image, train/label, test (grayscale)."""
+    for i in range(train):
+        save(Image.fromarray(np.full((H, W), 7 * i, np.uint8)), root, "train", "image", f"{i}.png")
+        save(mask([0, 255]), root, "train", "label", f"{i}.png")
+    for i in range(test):
+        save(Image.fromarray(np.full((H, W), 9, np.uint8)), root, "test", f"{i}.png")
+        save(Image.fromarray(np.zeros((H, W), np.uint8)), root, "test", f"{i}_predict.png")
+    return root
+
+
+def read_all(builder, split):
+    """Every example of ``split`` as numpy, in order."""
+    source = builder.as_data_source(split=split)
+    return [source[i] for i in range(len(source))]

@@ -1,0 +1,69 @@
+"""What a run shows: the paper's table, metrics.jsonl records, TensorBoard, learning curves."""
+
+import json
+import os
+
+import numpy as np
+
+from fcnjax import reporting, visualize
+
+
+def result():
+    return {"step": 40, "split": "val", "loss": 0.5, "pixel_acc": 0.9031, "mean_acc": 0.759,
+            "mean_iu": 0.627, "fw_iu": 0.832, "mean_dice": 0.7,
+            "class_iu": [0.9, 0.354, None], "class_dice": [0.947, 0.523, None]}
+
+
+def test_paper_table_prints_the_four_metrics_and_per_class_rows_in_percent():
+    table = reporting.paper_table(result(), ["background", "cat", "never seen"]).splitlines()
+    assert table[0].split() == ["pixel", "acc.", "mean", "acc.", "mean", "IU", "f.w.", "IU"]
+    assert table[1].split() == ["90.3", "75.9", "62.7", "83.2"]
+    assert table[3].split() == ["class", "IoU", "Dice"]
+    assert table[4].split() == ["background", "90.0", "94.7"]
+    assert table[5].split() == ["cat", "35.4", "52.3"]
+    assert table[6].split() == ["never", "seen", "-", "-"]
+
+
+def test_reporter_writes_json_lines_with_null_for_nan_and_tensorboard_events(tmp_path):
+    with reporting.Reporter(str(tmp_path)) as reporter:
+        reporter.write({"step": 1, "mode": "train", "loss": 0.7, "mean_iu": float("nan"),
+                        "pixel_acc": np.float32(0.5)})
+        reporter.write({"mode": "eval", **result()})
+        path = reporter.learning_curve()
+    records = reporting.read_metrics(str(tmp_path))
+    assert records[0] == {"step": 1, "mode": "train", "loss": 0.7, "mean_iu": None,
+                          "pixel_acc": 0.5}
+    assert records[1]["class_iu"] == [0.9, 0.354, None]
+    with open(tmp_path / "metrics.jsonl") as f:
+        assert all(json.loads(line) for line in f)
+    events = os.listdir(tmp_path / "tensorboard")
+    assert len(events) == 1 and os.path.getsize(tmp_path / "tensorboard" / events[0]) > 0
+    assert os.path.basename(path) == "learning_curve.png"
+
+
+def test_learning_curves_draw_loss_and_scores_panels():
+    records = [{"step": s, "mode": "train", "loss": 1 / s, "mean_iu": s / 10}
+               for s in range(1, 6)]
+    records += [{"step": 5, "mode": "eval", "loss": 0.3, "mean_iu": 0.4, "pixel_acc": 0.8}]
+    image = visualize.learning_curves(records)
+    assert image.dtype == np.uint8 and image.shape == (300, 840, 3)
+    blue = np.all(image == visualize.CURVE_COLORS[0], axis=-1)
+    assert blue[:, :420].sum() > 100  # the train-loss line is drawn
+    empty = visualize.learning_curves([])
+    assert empty.shape == (300, 840, 3)
+
+
+def test_overlay_blends_image_and_mask():
+    image = np.full((2, 2, 3), 200, np.uint8)
+    mask = np.zeros((2, 2, 3), np.uint8)
+    np.testing.assert_array_equal(visualize.overlay(image, mask), np.full((2, 2, 3), 100))
+
+
+def test_class_names_and_colours_per_dataset():
+    assert visualize.class_names("camvid", 12)[-2:] == ["bicyclist", "class 11"]
+    np.testing.assert_array_equal(visualize.class_colors("camvid", 2), [[128, 128, 128],
+                                                                       [128, 0, 0]])
+    np.testing.assert_array_equal(visualize.class_colors("voc", 2), visualize.palette(2))
+    assert len(visualize.CLASS_SETS["voc"]) == 21
+    assert len(visualize.CLASS_SETS["nyud40"]) == 40
+    assert len(visualize.CLASS_SETS["siftflow"]) == 33
