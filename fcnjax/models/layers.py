@@ -68,6 +68,12 @@ def max_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.Array:
 
     x: (B, H, W, C). The extra bottom/right window, when there is one, covers the last
     rows and columns that a rounding-down pool would drop.
+
+    Windows that tile the map (kernel = stride, no padding: VGG's and U-Net's 2x2/2) are
+    a reshape and a max over each window's own axes, whose gradient is one elementwise
+    select; XLA's select-and-scatter gradient of the general form cost 5 ms more per FCN-8s
+    train step (8x500x500 bf16, H200; BENCHMARKS.md). Where a window holds several equal
+    maxima, this form splits their gradient equally (Caffe gives it all to the first).
     """
     pads = []
     for size in x.shape[1:3]:
@@ -77,7 +83,34 @@ def max_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.Array:
                 f"max_pool({kernel}x{kernel}, stride {stride}) got a {x.shape[1]}x{x.shape[2]} "
                 "map and would produce nothing: the input is too small for this network")
         pads.append((pad, (out - 1) * stride + kernel - size - pad))
+    if kernel == stride and pad == 0:
+        x = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-jnp.inf)
+        b, h, w, c = x.shape
+        return x.reshape(b, h // kernel, kernel, w // kernel, kernel, c).max(axis=(2, 4))
     return nn.max_pool(x, (kernel, kernel), (stride, stride), padding=pads)
+
+
+def split_padding(kernel: int, pad: int) -> tuple[int, int]:
+    """(outer, inner): a convolution's ``pad`` as ``outer`` explicit zero padding of its input
+    and the ``inner`` = min(pad, (kernel - 1) // 2) the convolution keeps.
+
+    The FCNs' first convolution pads its input by 100 (114 for GoogLeNet) so that any image
+    size survives the downsampling. XLA rewrites the weight gradient of a convolution padded
+    far beyond its kernel as a forward convolution whose 500x500 window is the image: one
+    cuDNN call of 52 ms, 69% of an FCN-8s train step (8x500x500 bf16, H200;
+    BENCHMARKS.md). Padded apart, the convolution is an ordinary 3x3 one of the padded map.
+    """
+    inner = min(pad, (kernel - 1) // 2)
+    return pad - inner, inner
+
+
+def pad_input(x: jax.Array, pad: int) -> jax.Array:
+    """``x`` (B, H, W, C) with ``pad`` zeros on each side, kept apart from the convolution
+    that reads it (an optimization barrier: XLA would fold the padding back into the
+    convolution's own, see :func:`split_padding`)."""
+    if pad == 0:
+        return x
+    return jax.lax.optimization_barrier(jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0))))
 
 
 def local_response_norm(x: jax.Array, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,

@@ -65,8 +65,9 @@ class ConvLayer:
         if self.fully_connected:
             return nn.relu(layers.FullyConnectedConv(self.features, self.kernel, dtype,
                                                      name=self.name)(x))
-        y = layers.conv(self.name, self.features, self.kernel, stride=self.stride, pad=self.pad,
-                        groups=self.groups, dtype=dtype)(x)
+        outer, inner = layers.split_padding(self.kernel, self.pad)
+        y = layers.conv(self.name, self.features, self.kernel, stride=self.stride, pad=inner,
+                        groups=self.groups, dtype=dtype)(layers.pad_input(x, outer))
         return nn.relu(y)
 
 

@@ -40,6 +40,31 @@ def test_ceil_max_pool_parity_with_pytorch(size, kernel, stride):
     np.testing.assert_array_equal(ours, from_torch(ref))
 
 
+@pytest.mark.parametrize("size", [5, 6, 175])
+def test_tiling_max_pool_gradient_matches_pytorch(size):
+    """kernel = stride pools run as reshape + max: same values and, without ties, the same
+    gradient as PyTorch's ceil-mode pool (odd sizes pad the last window)."""
+    x = np.random.default_rng(1).normal(size=(2, size, size + 1, 3)).astype(np.float32)
+    g = np.random.default_rng(2).normal(size=(2, -(-size // 2), -(-(size + 1) // 2), 3))
+    ours = jax.grad(lambda v: jnp.vdot(layers.max_pool(v, 2, 2), g))(jnp.asarray(x))
+    t = to_torch(x).requires_grad_()
+    torch.nn.functional.max_pool2d(t, 2, 2, ceil_mode=True).backward(to_torch(g.astype(np.float32)))
+    np.testing.assert_allclose(ours, from_torch(t.grad), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kernel, pad", [(3, 100), (11, 100), (7, 114), (3, 1), (1, 0)])
+def test_split_padding_keeps_the_convolution(kernel, pad):
+    """A conv padded apart (outer zeros, then its own inner pad) equals the padded conv."""
+    outer, inner = layers.split_padding(kernel, pad)
+    assert outer + inner == pad and inner <= (kernel - 1) // 2
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(1, 9, 8, 2)).astype(np.float32))
+    w = jnp.asarray(np.random.default_rng(4).normal(size=(kernel, kernel, 2, 3)).astype(np.float32))
+    conv = lambda v, p: jax.lax.conv_general_dilated(v, w, (2, 2), [(p, p)] * 2,
+                                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_allclose(conv(layers.pad_input(x, outer), inner), conv(x, pad),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_max_pool_with_padding_keeps_size_like_inception():
     x = np.random.default_rng(1).normal(size=(1, 9, 8, 2)).astype(np.float32)
     ours = layers.max_pool(jnp.asarray(x), 3, 1, pad=1)
