@@ -1,7 +1,7 @@
 """Where a train step spends its time: a jax.profiler trace summed by kernel, and A/B variants.
 
     python benchmarks/profile_step.py                          # fcn8s bf16 8x500x500
-    python benchmarks/profile_step.py --variants base,pool_reshape --top 30
+    python benchmarks/profile_step.py --variants base,conv_pad_inside --top 30
     python benchmarks/profile_step.py --quick                  # CPU smoke run
 
 For each variant the step (``fcnjax.train.train_step``, the optimizer of
@@ -11,16 +11,19 @@ by name: the top ``--top`` lines say where the milliseconds go. Variants swap on
 the library for a candidate replacement, for this process only:
 
 - ``base``: the library as it is.
-- ``pool_reshape``: non-overlapping max pools (kernel = stride) as a reshape and a max over
-  the window axes, whose gradient is an elementwise select instead of XLA's
-  select-and-scatter.
+- ``conv_pad_inside``: the first convolution's 100-pixel padding left inside the
+  convolution, as before commit 3 of BENCHMARKS.md's GPU log (its weight gradient became a
+  52 ms cuDNN call on the H200).
+- ``pool_reduce_window``: every max pool as XLA's reduce-window, whose gradient is a
+  select-and-scatter (the library uses a reshape + max where windows tile the map).
 - ``confusion_onehot``: the step's confusion matrix as a one-hot matrix product (bf16
   operands, float32 sums: exact below 2^24 pixels per call) instead of a scatter-add of
   every pixel into C*C counters.
 - ``no_confusion``: the confusion matrix replaced by zeros (diagnostic: what the metric
   costs inside the step).
 
-Join variants with ``+`` to apply several at once (``pool_reshape+confusion_onehot``).
+Join variants with ``+`` to apply several at once (``conv_pad_inside+pool_reduce_window``
+is the step as it was before both GPU fixes).
 """
 
 from __future__ import annotations
@@ -46,20 +49,21 @@ from flax.training import train_state
 
 from benchmarks import common
 from benchmarks.train_step import OPTIM, make_batch
-from fcnjax import metrics, models, optim, train
+import flax.linen as nn
+
+from fcnjax import coord_map, metrics, models, optim, train
 from fcnjax.models import layers
 
 
-def reshape_max_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.Array:
-    """``layers.max_pool`` for kernel == stride, pad 0: -inf fill to a multiple of the
-    stride (Caffe's rounding up), then a max over each window's own axes."""
-    if kernel != stride or pad:
-        return ORIGINAL["max_pool"](x, kernel, stride, pad)
-    b, h, w, c = x.shape
-    oh, ow = -(-h // stride), -(-w // stride)
-    x = jnp.pad(x, ((0, 0), (0, oh * stride - h), (0, ow * stride - w), (0, 0)),
-                constant_values=-jnp.inf)
-    return x.reshape(b, oh, stride, ow, stride, c).max(axis=(2, 4))
+def reduce_window_max_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.Array:
+    """``layers.max_pool`` always through ``nn.max_pool`` (reduce-window), ceil-mode pads."""
+    pads = [(pad, (coord_map.pool_size(n, kernel, stride, pad) - 1) * stride + kernel - n - pad)
+            for n in x.shape[1:3]]
+    return nn.max_pool(x, (kernel, kernel), (stride, stride), padding=pads)
+
+
+def padding_inside(kernel: int, pad: int) -> tuple[int, int]:
+    return 0, pad
 
 
 def onehot_confusion(labels, predictions, num_classes, ignore=metrics.IGNORE_LABEL,
@@ -77,8 +81,8 @@ def zero_confusion(labels, predictions, num_classes, *args, **kwargs):
     return jnp.zeros((num_classes, num_classes), jnp.int32)
 
 
-ORIGINAL = {"max_pool": layers.max_pool, "confusion_matrix": metrics.confusion_matrix}
-VARIANTS = {"base": {}, "pool_reshape": {(layers, "max_pool"): reshape_max_pool},
+VARIANTS = {"base": {}, "conv_pad_inside": {(layers, "split_padding"): padding_inside},
+            "pool_reduce_window": {(layers, "max_pool"): reduce_window_max_pool},
             "confusion_onehot": {(metrics, "confusion_matrix"): onehot_confusion},
             "no_confusion": {(metrics, "confusion_matrix"): zero_confusion}}
 
@@ -152,8 +156,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--trace-steps", type=int, default=3)
     p.add_argument("--top", type=int, default=25)
-    p.add_argument("--variants", default="base,pool_reshape,confusion_onehot,no_confusion,"
-                   "pool_reshape+confusion_onehot")
+    p.add_argument("--variants", default="base,conv_pad_inside,pool_reduce_window,"
+                   "conv_pad_inside+pool_reduce_window")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="write the timings and kernel table (JSON)")
     p.add_argument("--hlo", default=None, help="write the first variant's optimized HLO here")

@@ -27,11 +27,11 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | t
 "$py" -c "import jax, torch; print(jax.__version__, torch.__version__, jax.devices())" | tee -a "$out/gpu.txt"
 
 if [ -n "${QUICK:-}" ]; then
-  steps=2 every=2 crop="(64,64)" batch=2 isbi="--quick" profile="--quick --variants base,pool_reshape"
+  steps=2 every=2 crop="(64,64)" batch=2 isbi="--quick" profile="--quick --variants base,conv_pad_inside"
   camvid_dir=${CAMVID_DIR:-$data/camvid_tiny}
 else
   steps=${CAMVID_STEPS:-1500} every=500 crop="(352,480)" batch=8 isbi="--seconds ${ISBI_SECONDS:-40}"
-  profile="--variants base,pool_reshape,confusion_onehot"
+  profile="--variants base,conv_pad_inside,pool_reduce_window"
   camvid_dir=$data/camvid_webp90
 fi
 
