@@ -47,6 +47,12 @@ def get_config() -> ml_collections.ConfigDict:
     config.input.eval_split = "val"
     config.input.image_dir = "image"
     config.input.label_dir = "label"
+    # Keep only these examples of the training / eval split: ids and ranges like "0-24" or
+    # "25,26,27" matching the image names (folder file stems, the tfds "name" feature), or
+    # indices for sources without names; empty: all. eval_ids applies to eval_split (also
+    # when it is the training split: ISBI's 0-24 / 25-29).
+    config.input.train_ids = ""
+    config.input.eval_ids = ""
     config.input.image_mode = "RGB"           # "RGB" (3 channels) or "L" (grayscale, 1)
     # Stored label value of each class (class i is stored as label_values[i]; other values are
     # void). Empty: the label PNGs already hold class ids, 255 = void (VOC).
@@ -70,6 +76,25 @@ def get_config() -> ml_collections.ConfigDict:
     # Photometric jitter (brightness, contrast, saturation): each a factor drawn from
     # [1 - s, 1 + s], e.g. (0.2, 0.2, 0.2); empty: none (the reference).
     config.input.jitter = ()
+    # U-Net's loss weight map (fcnjax.weight_map): training batches carry batch["weight"] =
+    # w_c + w0 exp(-(d1 + d2)^2 / 2 sigma^2) from each label (cells: class 1), 0 on void and
+    # on mirrored / padded pixels. False: no weight map (the reference).
+    config.input.border_weights = False
+    config.input.border_w0 = 10.0             # w0 of the border term (the paper: 10)
+    config.input.border_sigma = 5.0           # sigma of the border term, pixels (the paper: 5)
+    # w_c of the weight map: "median_frequency" (from the training split's class counts,
+    # counted once) or "" (w_c = 1).
+    config.input.class_balance = ""
+    # U-Net's augmentation of each training crop (fcnjax.data.elastic), on when any of
+    # elastic_std, max_rotation, max_shift, contrast, brightness is set; flip then mirrors
+    # both axes inside it. Image, label and weight are resampled alike (label: nearest).
+    config.input.elastic_std = 0.0            # pixels, std of the coarse grid displacements
+    config.input.elastic_grid = 3             # grid nodes per axis (the paper: 3 x 3)
+    config.input.max_rotation = 0.0           # degrees, angle uniform in [-max, max]
+    config.input.max_shift = 0.0              # pixels, shift uniform in [-max, max] per axis
+    config.input.contrast = 0.0               # grey values: image * U(1 - c, 1 + c) ...
+    config.input.brightness = 0.0             # ... + U(-b, b), on the normalised scale
+    config.input.resample_order = 1           # spline order of image and weight: 1 or 3
     # Eval batches of different-sized images are padded to their largest (label void) when
     # eval_size is empty; False: such a batch is an error.
     config.input.pad_batches = False
@@ -117,4 +142,17 @@ def get_config() -> ml_collections.ConfigDict:
     # Class names and colours in tables, grids and predict's masks: "voc", "camvid",
     # "isbi2012", "nyud40", "siftflow" (fcnjax.visualize.CLASS_SETS).
     config.eval.classes = "voc"
+
+    # Devices (fcnjax.parallel): data parallel over a mesh of every device of every process.
+    # config.train.batch_size and config.eval.batch_size are GLOBAL batches: the train batch
+    # must be a multiple of the devices; each process reads batch_size / process_count
+    # examples a step (eval batches are padded with void examples instead).
+    config.mesh = ml_collections.ConfigDict()
+    config.mesh.data = -1                     # devices on the data axis; -1: all of them
+    config.mesh.shard_params = False          # split big params + optimizer state (FSDP-style)
+    config.mesh.min_shard_size = 2 ** 18      # smallest array (elements) shard_params splits
+    # Multi-host: True lets jax.distributed find the cluster (SLURM, Open MPI, Kubernetes,
+    # Cloud TPU); False reads JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID
+    # (none set: one process on its local devices).
+    config.mesh.cluster_detect = False
     return config

@@ -159,10 +159,15 @@ def restore_path(path: str, state: State) -> State:
 def restore_params(workdir: str) -> Any:
     """The ``params`` of the newest checkpoint in ``workdir`` (as nested dicts of arrays).
 
-    Used to start one training stage from another (FCN-16s from FCN-32s) by name.
+    Used to start one training stage from another (FCN-16s from FCN-32s) by name. With no
+    template the arrays keep the layout they were saved with where this process's devices
+    allow it; a checkpoint written on more devices than are present here (8 GPUs, read on
+    1) lands whole on this process's first device instead.
     """
     step = latest_step(workdir)
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {checkpoint_dir(workdir)}")
+    here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     with make_manager(workdir, create=False) as manager:
-        return manager.restore(step, args=ocp.args.StandardRestore())["params"]
+        restored = manager.restore(step, args=ocp.args.StandardRestore(fallback_sharding=here))
+    return restored["params"]

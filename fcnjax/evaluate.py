@@ -9,29 +9,41 @@ folder (``best`` holds the best evaluation by mean IU), or one ``<step>`` folder
 ``config.input.eval_split``. Prints the table and writes it as JSON to
 ``<workdir>/eval_<split>_<step>.json``. A checkpoint of another model is refused with a
 message naming the arrays that do not fit.
+
+Scoring is data parallel over ``config.mesh``, as training is (:mod:`fcnjax.parallel`): each
+eval batch is padded with void examples to a multiple of the devices and split over them. A
+checkpoint restores on any number of devices, whatever it was written on. Multi-host: run the
+same command in every process (``JAX_COORDINATOR_ADDRESS`` ...); process 0 prints and writes.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from typing import Any
 
 import jax
 import ml_collections
+from jax.sharding import Mesh
 
-from fcnjax import checkpoint, models, reporting, train, visualize
+from fcnjax import checkpoint, models, parallel, reporting, train, visualize
 
 
-def restore_state(config: ml_collections.ConfigDict, path: str) -> Any:
+def restore_state(config: ml_collections.ConfigDict, path: str, mesh: Mesh | None = None
+                  ) -> Any:
     """The train state of ``config``'s model restored from the checkpoint ``path`` names
-    (see ``checkpoint.locate``); FileNotFoundError or checkpoint.CheckpointMismatch."""
+    (see ``checkpoint.locate``); FileNotFoundError or checkpoint.CheckpointMismatch.
+
+    mesh: place the state on it as ``config.mesh`` says (``train.state_sharding``); None:
+    on the default device.
+    """
     model = models.build(config.model)
     image_shape = (1, *config.input.crop_size, train.CHANNELS[config.input.image_mode])
     key = jax.random.key(config.seed, impl=config.prng_impl)
     state = train.create_train_state(config, model, key, image_shape, pretrained=False)
-    return checkpoint.restore_path(path, state)
+    if mesh is not None:
+        state = parallel.shard_state(state, train.state_sharding(config, state, mesh))
+    return checkpoint.restore_path(path, state)  # onto the template's placement
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, path: str,
@@ -44,8 +56,9 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, path: str,
     from fcnjax.data import pipeline
 
     split = split or config.input.eval_split
-    state = restore_state(config, path)
-    eval_fn = jax.jit(functools.partial(train.eval_step, ignore_label=config.loss.ignore_label))
+    mesh = parallel.mesh_from_config(config.mesh)
+    state = restore_state(config, path, mesh)
+    eval_fn = train.make_eval_fn(config, mesh, train.state_sharding(config, state, mesh))
     batches = pipeline.eval_dataset(config.input, split, config.eval.batch_size)
     summary, _ = train.evaluate(eval_fn, state, batches)
     return {"step": int(state.step), "split": split, **summary}
@@ -77,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
             raise app.UsageError(f"unexpected arguments: {args[1:]}")
         if not (path.value or workdir.value):
             raise app.UsageError("give --checkpoint (a workdir or checkpoint folder)")
+        parallel.initialize(auto=config.value.mesh.cluster_detect)  # multi-host; else no-op
         if not flags.FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)
         where = path.value or workdir.value
@@ -84,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
             result = evaluate_checkpoint(config.value, where, split.value)
         except (FileNotFoundError, checkpoint.CheckpointMismatch) as e:
             raise SystemExit(f"fcnjax.evaluate: error: {e}") from e
+        if not parallel.is_main_process():
+            return
         print(report(config.value, result))
         root = os.path.dirname(checkpoint.locate(where)[0])
         out = os.path.join(root, f"eval_{result['split']}_{result['step']}.json")

@@ -14,7 +14,9 @@ Images are read and normalised as the config's input pipeline does (``image_mode
 ``bgr``, ``mean``, ``scale``). FCNs and "same"-padding U-Nets predict a whole image at its
 own size in one forward pass (one compile per size); a "valid"-padding U-Net predicts tile
 by tile with mirrored context (:func:`fcnjax.tiling.predict_tiled`, tiles of
-``config.input.crop_size``).
+``config.input.crop_size``, ``config.eval.batch_size`` tiles per forward pass). ``--tta``
+averages the class probabilities over the 8 rotations and mirrors of each image (the U-Net
+paper's test-time augmentation, :func:`fcnjax.tiling.dihedral_average`): 8 times the work.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from fcnjax.data.image_folder import natural_key, read_image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 Forward = Callable[[np.ndarray], np.ndarray]
-"""float32 (H, W, C) normalised image -> float32 (H, W, num_classes) class scores."""
+"""float32 (H, W, C) normalised image -> float32 (H, W, num_classes) class scores (logits,
+or probabilities with test-time averaging)."""
 
 
 def image_paths(inputs: Iterable[str]) -> list[str]:
@@ -63,12 +66,31 @@ def load_image(path: str, config: ml_collections.ConfigDict) -> tuple[np.ndarray
     return np.ascontiguousarray(display), image["image"]
 
 
-def make_forward(config: ml_collections.ConfigDict, state: Any) -> Forward:
+def make_forward(config: ml_collections.ConfigDict, state: Any, tta: bool = False) -> Forward:
     """The one model-forward function: class scores of a whole image of any size.
 
-    Valid-padding U-Nets go through overlap-tile prediction (tiles of ``crop_size``);
-    every other model runs on the whole image (jit compiles once per image size).
+    Valid-padding U-Nets go through overlap-tile prediction (tiles of ``crop_size``, in
+    batches of ``config.eval.batch_size``); every other model runs on the whole image (jit
+    compiles once per image size). ``tta``: the mean class probabilities over the image's
+    8 rotations and mirrors instead.
     """
+    forward = model_forward(config, state)
+    if not tta:
+        return forward
+    from fcnjax import tiling
+
+    return lambda image: tiling.dihedral_average(lambda x: softmax(forward(x)), image)
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Probabilities over the last axis, float32."""
+    scores = scores - scores.max(axis=-1, keepdims=True)
+    exp = np.exp(scores)
+    return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def model_forward(config: ml_collections.ConfigDict, state: Any) -> Forward:
+    """Class scores (logits) of a whole image: the model, tile by tile if it needs it."""
     apply = jax.jit(lambda params, x: state.apply_fn({"params": params}, x, train=False))
     cfg = config.model
 
@@ -84,7 +106,8 @@ def make_forward(config: ml_collections.ConfigDict, state: Any) -> Forward:
 
         geometry = unet_geometry(cfg.levels, cfg.padding, cfg.upsampling)
         plan = tiling.unet_plan(geometry, config.input.crop_size[0])
-        return lambda image: tiling.predict_tiled(run, image, plan)
+        return lambda image: tiling.predict_tiled(run, image, plan,
+                                                  batch_size=config.eval.batch_size)
     if cfg.name == "nyud_late_fusion":
         raise ValueError("nyud_late_fusion needs two inputs (color and HHA images); "
                          "predict reads one image per file")
@@ -119,15 +142,17 @@ def predict_files(config: ml_collections.ConfigDict, forward: Forward, paths: li
 
 
 def predict(config: ml_collections.ConfigDict, checkpoint_path: str, inputs: list[str],
-            output: str) -> list[str]:
-    """Restore the checkpoint, predict every image of ``inputs``, write PNGs to ``output``."""
+            output: str, tta: bool = False) -> list[str]:
+    """Restore the checkpoint, predict every image of ``inputs``, write PNGs to ``output``
+    (``tta``: with 8-way test-time averaging)."""
     paths = image_paths(inputs)
     state = evaluate.restore_state(config, checkpoint_path)
-    return predict_files(config, make_forward(config, state), paths, output)
+    return predict_files(config, make_forward(config, state, tta), paths, output)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``--config``, ``--checkpoint``, ``--output``, then images or folders."""
+    """Command line: ``--config``, ``--checkpoint``, ``--output``, ``--tta``, then images
+    or folders."""
     from absl import app, flags, logging
     from ml_collections import config_flags
 
@@ -137,6 +162,8 @@ def main(argv: list[str] | None = None) -> None:
                                "folder, or one <step> folder")
     output = flags.DEFINE_string("output", None, "folder for the PNGs "
                                  "(default: <workdir>/predict)")
+    tta = flags.DEFINE_bool("tta", False, "average the class probabilities over the 8 "
+                            "rotations and mirrors of each image (8 times slower)")
     flags.mark_flags_as_required(["config", "checkpoint"])
 
     def run(args: list[str]) -> None:
@@ -147,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             out = output.value or os.path.join(
                 os.path.dirname(checkpoint.locate(path.value)[0]), "predict")
-            written = predict(config.value, path.value, args[1:], out)
+            written = predict(config.value, path.value, args[1:], out, tta.value)
         except (FileNotFoundError, ValueError) as e:
             raise SystemExit(f"fcnjax.predict: error: {e}") from e
         print(f"wrote {len(written) // 2} masks and overlays to {out}")

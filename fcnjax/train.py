@@ -17,14 +17,17 @@ and scores only the interior of each crop; set ``config.input.mirror_pad`` to th
 net loses on each side (92 for the paper's U-Net) and the pipeline mirrors that much image
 around every example, with void labels, so the centre crop covers real pixels to the border
 (the paper's overlap-tile strategy; configs/unet_isbi.py does this).
+
+Training is data parallel over the devices of ``config.mesh`` (:mod:`fcnjax.parallel`; one
+device is a mesh of one): ``config.train.batch_size`` is the global batch, split over the
+devices; with several processes each reads its share and process 0 alone writes and prints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-import os
-import tempfile
 import time
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
@@ -32,10 +35,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax.training import train_state
+from jax.sharding import Mesh
 from tqdm import tqdm
 
-from fcnjax import checkpoint, losses, metrics, models, optim, reporting, surgery
+from fcnjax import checkpoint, losses, metrics, models, optim, parallel, reporting, surgery
 from fcnjax.models import layers
+from fcnjax.safeguards import (NonFiniteLoss, UnwritableWorkdir,  # noqa: F401 (re-exported)
+                               check_finite, prepare_workdir)
 
 if TYPE_CHECKING:
     import ml_collections
@@ -87,8 +93,9 @@ def initial_params(init: ml_collections.ConfigDict, model: Any, key: jax.Array,
         old = (checkpoint.restore_params(path) if source == "checkpoint"
                else {"trunk": surgery.from_torchvision_vgg16(path)})
         params, report = surgery.stage_init(model, old, key, image)
-        tqdm.write(f"init from {source} {path}: {len(report.copied)} arrays copied, "
-                   f"new: {', '.join(report.new) or 'none'}")
+        if parallel.is_main_process():
+            tqdm.write(f"init from {source} {path}: {len(report.copied)} arrays copied, "
+                       f"new: {', '.join(report.new) or 'none'}")
     return jax.tree_util.tree_map(jnp.asarray, params)
 
 
@@ -187,70 +194,71 @@ def summarize(totals: Mapping[str, np.ndarray], per_class: bool = False) -> dict
 def evaluate(eval_fn: Any, state: train_state.TrainState, batches: Iterable[Batch],
              num_draw: int = 0) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Sum ``eval_fn`` over a whole split; return its summary (with per-class lists) and
-    the first ``num_draw`` examples (image, label, prediction, cropped to the prediction)."""
+    the first ``num_draw`` examples (image, label, prediction, cropped to the prediction).
+
+    ``eval_fn(state, host_batch)`` may return predictions for more rows than the batch has
+    (:func:`make_eval_fn` pads it); its first rows are the batch's.
+    """
     totals, drawn = None, {"image": [], "label": [], "prediction": []}
     for batch in batches:
         measured, predictions = eval_fn(state, batch)
         totals = measured if totals is None else jax.tree.map(jnp.add, totals, measured)
-        take = num_draw - len(drawn["label"])
+        take = min(num_draw - len(drawn["label"]), len(batch["label"]))
         if take > 0:
             size = predictions.shape[1:3]
             drawn["image"].extend(center_crop(batch["image"], size)[:take])
             drawn["label"].extend(center_crop(batch["label"], size)[:take])
-            drawn["prediction"].extend(np.asarray(predictions[:take]))
+            drawn["prediction"].extend(np.asarray(predictions)[:take])
     if totals is None:
         raise ValueError("the evaluation split is empty")
     summary = summarize(jax.device_get(totals), per_class=True)
     return summary, {k: np.stack(v) for k, v in drawn.items() if v}
 
 
-class NonFiniteLoss(FloatingPointError):
-    """The loss (or the parameters) became NaN or infinite: training stopped."""
+def state_sharding(config: ml_collections.ConfigDict, state: Any, mesh: Mesh) -> Any:
+    """Where each array of ``state`` lives on ``mesh``: replicated, or split as
+    ``config.mesh.shard_params`` / ``min_shard_size`` say (:func:`parallel.state_sharding`)."""
+    return parallel.state_sharding(state, mesh, shard_params=config.mesh.shard_params,
+                                   min_shard_size=config.mesh.min_shard_size)
 
 
-def check_finite(step_losses: list[jax.Array], first_step: int, state: Any,
-                 manager: Any) -> None:
-    """Raise NonFiniteLoss naming the first step whose loss is not finite, or, if every loss
-    is finite, when the parameters are not (then the last update broke them). The message
-    names the last checkpoint saved before, which is kept."""
-    values = np.asarray(jax.device_get(step_losses), np.float64)
-    bad = np.flatnonzero(~np.isfinite(values))
-    if bad.size:
-        what = f"the loss is {values[bad[0]]} at step {first_step + int(bad[0])}"
-    elif not bool(all_finite(state.params)):
-        what = f"the parameters are not finite after step {first_step + len(values) - 1}"
-    else:
-        return
-    checkpoint.wait(manager)
-    last = manager.latest_step()
-    kept = (f"the last good checkpoint, step {last}, is kept in {manager.directory}"
-            if last is not None else "no checkpoint was saved before it")
-    raise NonFiniteLoss(f"{what}: training stopped; {kept}. Lower config.optim.learning_rate "
-                        "(a sum loss needs a tiny one) or check the data.")
+def make_eval_fn(config: ml_collections.ConfigDict, mesh: Mesh, sharding: Any) -> Any:
+    """``eval_fn(state, host_batch) -> (measurements, predictions)``: ``eval_step`` compiled
+    for ``mesh``. The host batch (the same whole batch on every process) is padded with void
+    examples to a multiple of the devices, which add nothing to the sums; predictions come
+    back replicated, padding rows last."""
+    sharded = parallel.jit_eval_step(
+        functools.partial(eval_step, ignore_label=config.loss.ignore_label), mesh, sharding)
+
+    def eval_fn(state: train_state.TrainState, batch: Batch):
+        padded = parallel.pad_batch(batch, mesh.shape[parallel.DATA], config.loss.ignore_label)
+        return sharded(state, parallel.global_batch(padded, mesh, per_process=False))
+
+    return eval_fn
 
 
-@jax.jit
-def all_finite(tree: Any) -> jax.Array:
-    """True when every element of every array of ``tree`` is finite."""
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
-
-
-def log_train(reporter: reporting.Reporter, step: int, totals: Mapping[str, jax.Array],
-              steps: int, seconds: float, batch_size: int) -> dict[str, Any]:
-    """Write the summed measurements of the last ``steps`` train steps; return the record."""
+def log_train(reporter: reporting.Reporter | None, step: int,
+              totals: Mapping[str, jax.Array], steps: int, seconds: float,
+              batch_size: int) -> dict[str, Any]:
+    """Write the summed measurements of the last ``steps`` train steps (unless ``reporter``
+    is None: not process 0); return the record."""
     host = jax.device_get(totals)
     record = {"step": step, "mode": "train", **summarize(host),
               "objective": float(host["loss"]) / steps, "steps_per_second": steps / seconds,
               "images_per_second": steps * batch_size / seconds}
-    reporter.write(record)
+    if reporter is not None:
+        reporter.write(record)
     return record
 
 
-def log_eval(config: ml_collections.ConfigDict, reporter: reporting.Reporter, step: int,
-             eval_fn: Any, state: train_state.TrainState,
+def log_eval(config: ml_collections.ConfigDict, reporter: reporting.Reporter | None,
+             step: int, eval_fn: Any, state: train_state.TrainState,
              batches: Iterable[Batch]) -> dict[str, Any]:
-    """Evaluate the eval split, print and write the scores, draw a few predictions."""
+    """Evaluate the eval split; print and write the scores and draw a few predictions
+    (unless ``reporter`` is None: every process evaluates, process 0 reports)."""
     summary, drawn = evaluate(eval_fn, state, batches, config.eval.num_draw)
+    if reporter is None:
+        return summary
     record = {"step": step, "mode": "eval", "split": config.input.eval_split, **summary}
     reporter.write(record)
     tqdm.write(reporting.format_scores(record))
@@ -276,37 +284,43 @@ def save_best(best: Any, step: int, state: Any, summary: Mapping[str, Any]) -> N
 BAR_FORMAT = "{desc} {n_fmt}/{total_fmt} |{bar}| {elapsed} elapsed, ETA {remaining}{postfix}"
 
 
-def train_loop(config: ml_collections.ConfigDict, workdir: str, state: train_state.TrainState,
+def train_loop(config: ml_collections.ConfigDict, state: train_state.TrainState,
                managers: tuple[Any, Any], dropout_key: jax.Array,
-               reporter: reporting.Reporter) -> dict[str, Any]:
+               reporter: reporting.Reporter | None, mesh: Mesh, sharding: Any
+               ) -> dict[str, Any]:
     """Steps ``state.step + 1 .. config.train.steps``: log, evaluate, checkpoint on schedule.
 
     managers: (periodic checkpoints, best by mean IU or None). Losses are checked for NaN
     at every log, eval and checkpoint step (NonFiniteLoss), before anything is saved.
+    state lives on ``mesh`` as ``sharding`` says; each step's global batch is made of every
+    process's share. reporter: None except on process 0, which alone writes and prints.
     """
     from fcnjax.data import pipeline  # grain: needed to train, not to import train_step
 
     cfg, start = config.train, int(state.step)
     manager, best = managers
-    step_fn = jax.jit(functools.partial(train_step, **loss_options(config)),
-                      donate_argnums=(0,))
-    eval_fn = jax.jit(functools.partial(eval_step, ignore_label=config.loss.ignore_label))
+    step_fn = parallel.jit_train_step(functools.partial(train_step, **loss_options(config)),
+                                      mesh, sharding)
+    eval_fn = make_eval_fn(config, mesh, sharding)
     add = jax.jit(lambda a, b: jax.tree.map(jnp.add, a, b))
     eval_data = pipeline.eval_dataset(config.input, config.input.eval_split,
                                       config.eval.batch_size)
-    batches = pipeline.train_batches(config.input, cfg.batch_size, config.seed, start)
+    batches = pipeline.train_batches(config.input, parallel.check_batch(cfg.batch_size, mesh),
+                                     config.seed, start)
     if start >= cfg.steps:  # nothing left to train: report the restored model, write nothing
         summary, _ = evaluate(eval_fn, state, eval_data)
-        tqdm.write(reporting.format_scores({"step": start, "split": config.input.eval_split,
-                                            **summary}))
+        if reporter is not None:
+            tqdm.write(reporting.format_scores({"step": start,
+                                                "split": config.input.eval_split, **summary}))
         return summary
 
     summary, totals, unchecked, window = {}, None, [], 0
     tick = time.perf_counter()
     with tqdm(total=cfg.steps, initial=start, desc="train step", bar_format=BAR_FORMAT,
-              dynamic_ncols=True) as bar:
+              dynamic_ncols=True, disable=reporter is None) as bar:
         for step in range(start + 1, cfg.steps + 1):
-            state, measured = step_fn(state, next(batches), dropout_key)
+            batch = parallel.global_batch(next(batches), mesh)
+            state, measured = step_fn(state, batch, dropout_key)
             totals = measured if totals is None else add(totals, measured)
             unchecked.append(measured["loss"])
             window += 1
@@ -333,21 +347,6 @@ def train_loop(config: ml_collections.ConfigDict, workdir: str, state: train_sta
     return summary
 
 
-class UnwritableWorkdir(OSError):
-    """The workdir cannot be created or written to."""
-
-
-def prepare_workdir(workdir: str) -> None:
-    """Create ``workdir`` and check that files can be written in it (UnwritableWorkdir)."""
-    try:
-        os.makedirs(workdir, exist_ok=True)
-        with tempfile.TemporaryFile(dir=workdir):
-            pass
-    except OSError as e:
-        raise UnwritableWorkdir(f"workdir {workdir!r} cannot be written to "
-                                f"({e.strerror or e}): pass a writable --workdir") from e
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Train ``config.model`` for ``config.train.steps`` steps, resuming from ``workdir``.
 
@@ -356,25 +355,37 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     ``<workdir>/best`` if ``keep_best``), checkpoints every ``checkpoint_every`` steps and at
     the end. Returns the final evaluation's summary. Raises UnwritableWorkdir,
     checkpoint.CheckpointMismatch (the workdir holds another model's checkpoints) and
-    NonFiniteLoss (the loss became NaN; the last good checkpoint stays) before losing anything.
+    NonFiniteLoss (the loss became NaN; the last good checkpoint stays) before losing anything,
+    and ValueError when ``config.train.batch_size`` (the global batch) is not a multiple of
+    the devices of the mesh (``config.mesh``).
+
+    Data parallel over ``config.mesh`` (:mod:`fcnjax.parallel`); every process of a
+    multi-process run calls this, on a workdir all of them see. All of them step, evaluate
+    and save checkpoints (orbax writes each from all together); process 0 alone writes
+    metrics, TensorBoard events and images and prints.
     """
     prepare_workdir(workdir)
     loss_options(config)  # a bad loss config fails before any compile
+    mesh = parallel.mesh_from_config(config.mesh)
+    parallel.check_batch(config.train.batch_size, mesh)  # and so does a batch that won't split
     init_key, dropout_key = jax.random.split(
         jax.random.key(config.seed, impl=config.prng_impl))
     model = models.build(config.model)
-    image_shape = (config.train.batch_size, *config.input.crop_size,
-                   CHANNELS[config.input.image_mode])
+    # one example: the params' shapes and values do not depend on the batch size
+    image_shape = (1, *config.input.crop_size, CHANNELS[config.input.image_mode])
     resuming = checkpoint.latest_step(workdir) is not None
     state = create_train_state(config, model, init_key, image_shape, pretrained=not resuming)
+    sharding = state_sharding(config, state, mesh)
+    state = parallel.shard_state(state, sharding)
     manager = checkpoint.make_manager(workdir, max_to_keep=config.train.max_to_keep)
     best = checkpoint.make_best_manager(workdir) if config.train.keep_best else None
+    main_process = parallel.is_main_process()
     try:
-        state = checkpoint.restore_latest(manager, state)
-        if state.step:
+        state = checkpoint.restore_latest(manager, state)  # onto the template's shardings
+        if state.step and main_process:
             tqdm.write(f"resuming from the checkpoint of step {int(state.step)} in {workdir}")
-        with reporting.Reporter(workdir) as reporter:
-            return train_loop(config, workdir, state, (manager, best), dropout_key, reporter)
+        with reporting.Reporter(workdir) if main_process else contextlib.nullcontext() as out:
+            return train_loop(config, state, (manager, best), dropout_key, out, mesh, sharding)
     finally:  # on a crash too: let started saves reach the disk
         for m in (manager, best):
             if m is not None:
@@ -399,6 +410,8 @@ def main(argv: list[str] | None = None) -> None:
     def run(args: list[str]) -> None:
         if len(args) > 1:
             raise app.UsageError(f"unexpected arguments: {args[1:]}")
+        # multi-host: join the other processes before any JAX computation (no-op otherwise)
+        parallel.initialize(auto=config.value.mesh.cluster_detect)
         if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO
             logging.set_verbosity(logging.WARNING)
         try:

@@ -50,18 +50,10 @@ from PIL import Image
 
 from fcnjax import isbi_metrics, losses, tiling, weight_map
 from fcnjax.data import elastic
+from fcnjax.data.ids import parse_ids
 from fcnjax.models.unet import unet_geometry
 
 IGNORE = losses.IGNORE_LABEL
-
-
-def parse_ids(text: str) -> list[int]:
-    """"0-24" -> [0, ..., 24]; "1,3,5-6" -> [1, 3, 5, 6]."""
-    ids = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        ids.extend(range(int(lo), int(hi or lo) + 1))
-    return ids
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -75,7 +67,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--features", type=int, default=64)
     p.add_argument("--levels", type=int, default=4)
     p.add_argument("--tile", type=int, default=572)
-    p.add_argument("--learning_rate", type=float, default=0.01)
+    p.add_argument("--learning_rate", type=float, default=0.001)
     p.add_argument("--momentum", type=float, default=0.99)
     p.add_argument("--elastic_std", type=float, default=10.0)
     p.add_argument("--max_rotation", type=float, default=180.0)

@@ -3,6 +3,7 @@
     python tests/parallel_worker.py equivalence OUT.npz      # 8 devices vs 1 device
     python tests/parallel_worker.py checkpoints WORKDIR      # restore 1-device, write 8-device
     python tests/parallel_worker.py distributed WORKDIR PORT PROCESS_ID STOP
+    python tests/parallel_worker.py train WORKDIR            # train_and_evaluate, 4 devices
 
 The device count comes from ``XLA_FLAGS=--xla_force_host_platform_device_count=N``, set by
 the test before this interpreter starts (JAX reads it once, at backend start). The helpers
@@ -13,6 +14,7 @@ state and batches.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 
@@ -23,7 +25,8 @@ import jax
 import numpy as np
 
 from configs import sample
-from fcnjax import checkpoint, models, parallel, train
+from fcnjax import checkpoint, evaluate, models, parallel, train
+from fcnjax.data import pipeline
 
 GLOBAL_BATCH = 8
 SIZE = 32
@@ -148,6 +151,59 @@ def run_distributed(workdir: str, port: int, process_id: int, stop: int) -> None
         np.savez(os.path.join(workdir, f"params_{stop}.npz"), **flat(params))
 
 
+def train_config():
+    """The shipped sample shrunk: a 2-level, 4-channel U-Net, 32x32 crops, global batch 4
+    (one example per device on 4), 3 steps, a checkpoint each step, eval at 2 and 3 (eval
+    batches of 1: padded on several devices)."""
+    config = sample.get_config()
+    config.model.update(features=4, levels=2)
+    config.train.update(steps=3, batch_size=4, log_every=1, eval_every=2, checkpoint_every=1)
+    config.input.crop_size = (32, 32)
+    return config
+
+
+def crash_after(steps: int):
+    """Make ``pipeline.train_batches`` run out with an error after ``steps`` batches;
+    returns the original, to put back."""
+    original = pipeline.train_batches
+
+    def batches(*args, **kwargs):
+        iterator = original(*args, **kwargs)
+        for _ in range(steps):
+            yield next(iterator)
+        raise RuntimeError("simulated crash")
+
+    pipeline.train_batches = batches
+    return original
+
+
+def run_train(workdir: str) -> None:
+    """``train_and_evaluate`` on every device: straight to step 3 in ``<workdir>/straight``;
+    in ``<workdir>/resumed`` crashed after step 2 and rerun; the straight run's checkpoint
+    scored by ``evaluate``; a batch that does not split refused. Summaries go to
+    ``<workdir>/summaries.json``."""
+    config = train_config()
+    summaries = {"devices": jax.device_count(),
+                 "straight": train.train_and_evaluate(config, os.path.join(workdir, "straight"))}
+    original = crash_after(2)
+    try:
+        train.train_and_evaluate(config, os.path.join(workdir, "resumed"))
+    except RuntimeError as e:
+        assert "simulated crash" in str(e), e
+    finally:
+        pipeline.train_batches = original
+    summaries["crashed_at"] = checkpoint.latest_step(os.path.join(workdir, "resumed"))
+    summaries["resumed"] = train.train_and_evaluate(config, os.path.join(workdir, "resumed"))
+    summaries["scored"] = evaluate.evaluate_checkpoint(config, os.path.join(workdir, "straight"))
+    config.train.batch_size = jax.device_count() + 1
+    try:
+        train.train_and_evaluate(config, os.path.join(workdir, "bad_batch"))
+    except ValueError as e:
+        summaries["bad_batch"] = str(e)
+    with open(os.path.join(workdir, "summaries.json"), "w") as f:
+        json.dump(summaries, f)
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     if mode == "equivalence":
@@ -156,5 +212,9 @@ if __name__ == "__main__":
         run_checkpoints(*args)
     elif mode == "distributed":
         run_distributed(args[0], int(args[1]), int(args[2]), int(args[3]))
+    elif mode == "train":  # three runs of one program: compile it once
+        jax.config.update("jax_compilation_cache_dir", os.path.join(args[0], "xla_cache"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        run_train(*args)
     else:
         raise SystemExit(f"unknown mode {mode!r}")

@@ -5,6 +5,7 @@ device count (``XLA_FLAGS=--xla_force_host_platform_device_count``) is read once
 starts, and this pytest process has long started it.
 """
 
+import json
 import os
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec
 
-from fcnjax import checkpoint, parallel, train
+from fcnjax import checkpoint, metrics, parallel, reporting, train
 from tests import parallel_worker as worker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -190,3 +191,41 @@ def test_two_processes_resume_from_their_checkpoint_and_match_one_process(tmp_pa
         restored = checkpoint.restore_latest(manager, state)
     assert int(restored.step) == 4
     assert_trees_close(worker.flat(restored.params), {k: distributed[k] for k in distributed.files})
+
+
+def test_train_and_evaluate_on_4_devices_equals_1_device_resumes_and_restores_on_1(
+        tmp_path, monkeypatch):
+    """The real entry points: a 3-step run of the tiny sample on 4 devices (global batch 4)
+    ends with the params and eval scores of the same run on 1 device; crashed after step 2
+    and rerun, it ends as the straight run; evaluate scores its checkpoint on 4 devices; a
+    batch of 5 is refused. Its checkpoints (4 devices) load here on 1, restore_params too.
+
+    The 1-device run plays a process other than 0: it trains and checkpoints alike, but
+    writes no metrics, events or images."""
+    proc = start_worker(4, "train", tmp_path)
+    with monkeypatch.context() as patch:  # meanwhile, here
+        patch.setattr(parallel, "is_main_process", lambda: False)
+        one = train.train_and_evaluate(worker.train_config(), str(tmp_path / "one"))
+    finish([proc])
+    assert sorted(os.listdir(tmp_path / "one")) == ["best", "checkpoints"]
+    with open(tmp_path / "summaries.json") as f:
+        four = json.load(f)
+    assert four["devices"] == 4 and four["crashed_at"] == 2
+    assert four["bad_batch"] == "global batch size 5 is not a multiple of the 4 devices of the mesh"
+
+    params = {name: worker.flat(checkpoint.restore_params(str(tmp_path / name)))
+              for name in ("one", "straight", "resumed")}
+    assert_trees_close(params["straight"], params["one"])
+    for key, value in params["resumed"].items():
+        np.testing.assert_array_equal(value, params["straight"][key], err_msg=key)
+    scores = {k: one[k] for k in (*metrics.METRICS, "loss")}
+    assert {k: four["straight"][k] for k in scores} == pytest.approx(scores, rel=1e-5)
+    assert four["straight"]["class_iu"] == pytest.approx(one["class_iu"], rel=1e-5)
+    assert four["resumed"] == four["straight"]
+    assert {k: four["scored"][k] for k in scores} == pytest.approx(scores, rel=1e-5)
+
+    # process 0 of 4 devices: every log and eval written once
+    records = reporting.read_metrics(str(tmp_path / "straight"))
+    assert [(r["step"], r["mode"]) for r in records] == [
+        (1, "train"), (2, "train"), (2, "eval"), (3, "train"), (3, "eval")]
+    assert os.path.isfile(tmp_path / "straight" / "predictions_000003.png")

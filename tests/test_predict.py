@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from configs import sample
-from fcnjax import models, predict, train, visualize
+from fcnjax import models, predict, tiling, train, visualize
 
 
 def tiny_config(**model):
@@ -79,3 +79,48 @@ def test_the_model_forward_scores_every_pixel_of_an_odd_sized_image(padding):
     forward = predict.make_forward(config, state)
     scores = forward(np.random.default_rng(0).normal(size=(37, 45, 1)).astype(np.float32))
     assert scores.shape == (37, 45, 2) and np.all(np.isfinite(scores))
+
+
+def valid_unet_state(config):
+    model = models.build(config.model)
+    return train.create_train_state(config, model, jax.random.key(0, impl="rbg"),
+                                    (1, *config.input.crop_size, 1))
+
+
+def test_tiles_go_through_the_model_in_eval_batches():
+    config = tiny_config(padding="valid", levels=1)
+    config.input.crop_size = (44, 44)  # 28-pixel tile steps: a 60x60 image is 3x3 tiles
+    config.eval.batch_size = 4
+    state = valid_unet_state(config)
+    shapes = []
+
+    def apply_fn(variables, x, **kwargs):
+        shapes.append(x.shape)  # traced once per batch shape
+        return state.apply_fn(variables, x, **kwargs)
+
+    forward = predict.make_forward(config, state.replace(apply_fn=apply_fn))
+    image = np.random.default_rng(0).normal(size=(60, 60, 1)).astype(np.float32)
+    scores = forward(image)
+    assert shapes == [(4, 44, 44, 1)] and scores.shape == (60, 60, 2)
+    config.eval.batch_size = 1
+    np.testing.assert_allclose(predict.make_forward(config, state)(image), scores,
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_tta_averages_the_probabilities_of_the_eight_rotations_and_mirrors():
+    config = tiny_config(padding="valid", levels=1)
+    config.input.crop_size = (44, 44)
+    state = valid_unet_state(config)
+    image = np.random.default_rng(1).normal(size=(37, 45, 1)).astype(np.float32)
+    plain = predict.make_forward(config, state)
+    averaged = predict.make_forward(config, state, tta=True)(image)
+    assert averaged.shape == (37, 45, 2)
+    np.testing.assert_allclose(averaged.sum(-1), 1.0, rtol=1e-5)
+    expected = np.mean([tiling.untransform(predict.softmax(plain(np.ascontiguousarray(
+        tiling.transform(image, k, flip)))), k, flip) for k, flip in tiling.DIHEDRAL], axis=0)
+    np.testing.assert_allclose(averaged, expected, rtol=1e-5, atol=1e-6)
+    # a symmetric image's averaged map is as symmetric (a single pass need not be)
+    square = np.random.default_rng(2).normal(size=(40, 40, 1)).astype(np.float32)
+    square = square + square[:, ::-1]
+    out = predict.make_forward(config, state, tta=True)(square)
+    np.testing.assert_allclose(out, out[:, ::-1], rtol=1e-5, atol=1e-6)

@@ -14,12 +14,19 @@ batch has one shape. With ``config.input.mirror_pad`` = p every image is first e
 mirrored pixels on each side (label void): U-Net's overlap-tile context for valid convs.
 
 Training augmentation, each a config option and off by default: ``scale_range`` (random
-resize), ``jitter`` (photometric), ``flip``, then the crop. With several processes
+resize), ``jitter`` (photometric), the crop, then ``flip``, or U-Net's elastic deformation,
+rotation, shift, mirrors and grey values (``elastic_std``, ``max_rotation``, ``max_shift``,
+``contrast``, ``brightness``: :mod:`fcnjax.data.elastic`). ``train_ids`` / ``eval_ids``
+keep only the examples they name (:mod:`fcnjax.data.ids`). With several processes
 (multi-host) each trains on its own shard of the shuffled examples (``jax.process_index()``
 of ``jax.process_count()``); ``workers`` > 0 decodes and augments in that many processes.
 With ``pad_batches`` a batch of different-sized images is padded to its largest (label void).
 
 Every batch is ``{"image": float32 (B, H, W, C), "label": int32 (B, H, W)}``, label 255 void.
+With ``border_weights`` training batches also carry ``"weight"``: float32 (B, H, W), U-Net's
+loss weight map (:mod:`fcnjax.weight_map`) of each label before mirroring, so mirrored and
+padded pixels weigh 0; ``class_balance`` = "median_frequency" sets its w_c from the class
+counts of the (selected) training split.
 """
 
 from __future__ import annotations
@@ -32,11 +39,14 @@ import jax
 from absl import flags
 import numpy as np
 
-from fcnjax.data import transforms
+from fcnjax import weight_map
+from fcnjax.data import elastic, ids, transforms
 from fcnjax.data.image_folder import ImageFolder
+from fcnjax.losses import IGNORE_LABEL, median_frequency_weights
 
 Batch = dict[str, np.ndarray]
 SOURCES = ("folder", "tfds")
+CLASS_BALANCES = ("", "median_frequency")
 
 
 class TfdsSource:
@@ -62,6 +72,20 @@ class TfdsSource:
                              "prepare the dataset again from a complete copy")
         self.name, self.split = name, split
         self.image_key, self.label_key = image_key, label_key
+        self.builder = builder
+
+    @functools.cached_property
+    def names(self) -> list[str] | None:
+        """The ``name`` feature of every example (fcnjax's builders: file stems), or None
+        when the dataset has none. Read once, without decoding images."""
+        features = self.builder.info.features
+        if "name" not in features:
+            return None
+        import tensorflow_datasets as tfds
+
+        skip = {k: tfds.decode.SkipDecoding() for k in features if k != "name"}
+        source = self.builder.as_data_source(split=self.split, decoders=skip)
+        return [as_text(source[i]["name"]) for i in range(len(source))]
 
     @classmethod
     def prepared(cls, name: str, split: str, data_dir: str | None = None,
@@ -92,8 +116,25 @@ class TfdsSource:
         return f"TfdsSource({self.name}, {self.split}: {len(self)} examples)"
 
 
-def make_source(config: Mapping[str, Any], split: str) -> ImageFolder | TfdsSource:
-    """The data source of ``split`` described by ``config`` (``config.input``)."""
+def as_text(value: Any) -> str:
+    """A tfds Text feature as str (data sources give bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def make_source(config: Mapping[str, Any], split: str,
+                ids_key: str | None = None) -> ImageFolder | TfdsSource | ids.Subset:
+    """The data source of ``split`` described by ``config`` (``config.input``).
+
+    ``ids_key`` ("train_ids" / "eval_ids"): keep only the examples that config field names.
+    """
+    source = open_source(config, split)
+    if ids_key:
+        source = ids.select(source, config[ids_key], f"config.input.{ids_key}")
+    return source
+
+
+def open_source(config: Mapping[str, Any], split: str) -> ImageFolder | TfdsSource:
+    """Every example of ``split`` (see ``make_source``)."""
     if config["source"] not in SOURCES:
         raise ValueError(f"unknown input source {config['source']!r}; choose one of {SOURCES}")
     if config["source"] == "tfds":
@@ -111,21 +152,107 @@ def make_source(config: Mapping[str, Any], split: str) -> ImageFolder | TfdsSour
                        label_dir=config["label_dir"], image_mode=config["image_mode"])
 
 
-def preprocess(example: transforms.Example, config: Mapping[str, Any]) -> transforms.Example:
-    """Label values to class ids, the image to normalised float32, then ``mirror_pad``."""
+def num_label_classes(config: Mapping[str, Any]) -> int:
+    """Classes a label can hold: ``len(label_values)``, or every id below void (255) when
+    the labels already hold class ids."""
+    return len(config["label_values"]) or IGNORE_LABEL
+
+
+def class_weights(config: Mapping[str, Any], source: Any) -> np.ndarray | None:
+    """w_c of the border weight map (float32, one per class), or None without
+    ``border_weights``: median frequency of ``source``'s labels, or 1 (``class_balance``)."""
+    if config["class_balance"] not in CLASS_BALANCES:
+        raise ValueError(f"unknown config.input.class_balance {config['class_balance']!r}; "
+                         f"choose one of {CLASS_BALANCES}")
+    if not config["border_weights"]:
+        if config["class_balance"]:
+            raise ValueError("config.input.class_balance sets the w_c of the border weight "
+                             "map: it needs border_weights = True (config.loss.class_weights "
+                             "weights the classes without one)")
+        return None
+    if config["border_sigma"] <= 0 or config["border_w0"] < 0:
+        raise ValueError("config.input.border_sigma must be > 0 and border_w0 >= 0, got "
+                         f"{config['border_sigma']} and {config['border_w0']}")
+    num_classes = num_label_classes(config)
+    if not config["class_balance"]:
+        return np.ones(num_classes, np.float32)
+    table = transforms.label_table(config["label_values"])
+    counts = sum(weight_map.class_counts(
+        transforms.map_labels(source[i], table)["label"], num_classes)
+        for i in range(len(source)))
+    if not counts.sum():
+        raise ValueError(f"the training labels of {source!r} hold no class pixels: "
+                         "median_frequency class balance needs some")
+    return median_frequency_weights(counts)
+
+
+def add_border_weights(example: transforms.Example, weights: np.ndarray,
+                       config: Mapping[str, Any]) -> transforms.Example:
+    """``example`` with ``"weight"``: the weight map of its label (class ids) with w_c
+    ``weights``; cells are class 1."""
+    return {**example, "weight": weight_map.border_weights(
+        example["label"], num_classes=len(weights), class_weights=weights,
+        w0=config["border_w0"], sigma=config["border_sigma"])}
+
+
+def preprocess(example: transforms.Example, config: Mapping[str, Any],
+               weights: np.ndarray | None = None) -> transforms.Example:
+    """Label values to class ids, the image to normalised float32, the border weight map
+    (with w_c ``weights``; None: no map), then ``mirror_pad`` (where the map is 0)."""
     example = transforms.map_labels(example, transforms.label_table(config["label_values"]))
     example = transforms.normalize(example, config["mean"], config["scale"], config["bgr"])
+    if weights is not None:
+        example = add_border_weights(example, weights, config)
     return transforms.mirror_pad(example, config["mirror_pad"])
 
 
+def uses_elastic(config: Mapping[str, Any]) -> bool:
+    """Whether training crops go through U-Net's augmentation (:mod:`fcnjax.data.elastic`)."""
+    return any(config[k] for k in ("elastic_std", "max_rotation", "max_shift", "contrast",
+                                   "brightness"))
+
+
 def augment(example: transforms.Example, rng: np.random.Generator,
-            config: Mapping[str, Any]) -> transforms.Example:
+            config: Mapping[str, Any], weights: np.ndarray | None = None
+            ) -> transforms.Example:
     """A training example from a stored one: random scale and photometric jitter (each if
-    set), ``preprocess``, random crop to ``crop_size``, then (if ``flip``) a random mirror."""
+    set), ``preprocess`` (border weights with w_c ``weights``), random crop to
+    ``crop_size``, then U-Net's elastic augmentation if set (mirroring both axes if
+    ``flip``), else (if ``flip``) a random left-right mirror."""
     example = transforms.random_scale(example, config["scale_range"], rng)
     example = transforms.photometric_jitter(example, config["jitter"], rng)
-    example = transforms.random_crop(preprocess(example, config), config["crop_size"], rng)
+    example = preprocess(example, config, weights)
+    example = transforms.random_crop(example, config["crop_size"], rng)
+    if uses_elastic(config):
+        example = elastic.augment(
+            example, rng, elastic_std=config["elastic_std"], grid=config["elastic_grid"],
+            max_rotation=config["max_rotation"], max_shift=config["max_shift"],
+            flip=config["flip"], contrast=config["contrast"], brightness=config["brightness"],
+            order=config["resample_order"])
+        return void_weight(example)
     return transforms.random_flip(example, rng) if config["flip"] else example
+
+
+def void_weight(example: transforms.Example) -> transforms.Example:
+    """Weight 0 on void labels: the weight is resampled smoothly, the label by nearest
+    neighbour, so a warp can spread weight onto void pixels next to real ones."""
+    if "weight" not in example:
+        return example
+    return {**example, "weight": np.where(example["label"] == IGNORE_LABEL, np.float32(0),
+                                          example["weight"])}
+
+
+def check_elastic(config: Mapping[str, Any]) -> None:
+    """ValueError for elastic settings ``elastic.augment`` would misread."""
+    if min(config[k] for k in ("elastic_std", "max_rotation", "max_shift", "contrast",
+                               "brightness")) < 0:
+        raise ValueError("config.input.elastic_std, max_rotation, max_shift, contrast and "
+                         "brightness must be >= 0")
+    if config["elastic_grid"] < 2 and config["elastic_std"]:
+        raise ValueError(f"config.input.elastic_grid must be >= 2, got {config['elastic_grid']}")
+    if config["resample_order"] not in (1, 3):
+        raise ValueError("config.input.resample_order must be 1 (bilinear) or 3 (cubic), got "
+                         f"{config['resample_order']}")
 
 
 def stack(examples: Sequence[transforms.Example], pad: bool = False) -> Batch:
@@ -157,7 +284,10 @@ def train_dataset(config: Mapping[str, Any], batch_size: int, seed: int,
     from index on (default: this process's, see ``process_shard``).
     """
     index, count = process_shard(shard)
-    source = grain.MapDataset.source(make_source(config, config["train_split"]))
+    check_elastic(config)
+    examples = make_source(config, config["train_split"], "train_ids")
+    weights = class_weights(config, examples)
+    source = grain.MapDataset.source(examples)
     if count > 1:
         source = source[index::count]
         if len(source) == 0:
@@ -166,7 +296,8 @@ def train_dataset(config: Mapping[str, Any], batch_size: int, seed: int,
     return (source
             .shuffle(seed=seed)
             .repeat()
-            .random_map(functools.partial(augment, config=config), seed=seed)
+            .random_map(functools.partial(augment, config=config, weights=weights),
+                        seed=seed)
             .batch(batch_size, drop_remainder=True, batch_fn=stack))
 
 
@@ -193,13 +324,15 @@ def read_ahead(dataset: grain.MapDataset, config: Mapping[str, Any]) -> grain.It
 
 def eval_dataset(config: Mapping[str, Any], split: str, batch_size: int,
                  shard: tuple[int, int] = (0, 1)) -> grain.MapDataset:
-    """Whole images of ``split`` in file order, padded to ``eval_size`` if it is set.
+    """Whole images of ``split`` in file order, padded to ``eval_size`` if it is set; only
+    those ``eval_ids`` names when ``split`` is ``eval_split``. No weight maps.
 
     Unsharded by default (every process scores the whole split); ``shard`` = (index, count)
     keeps every count-th image from index on.
     """
     index, count = process_shard(shard)
-    dataset = grain.MapDataset.source(make_source(config, split))[index::count]
+    ids_key = "eval_ids" if split == config["eval_split"] else None
+    dataset = grain.MapDataset.source(make_source(config, split, ids_key))[index::count]
     dataset = dataset.map(functools.partial(preprocess, config=config))
     if config["eval_size"]:
         dataset = dataset.map(functools.partial(transforms.pad_to, size=config["eval_size"]))

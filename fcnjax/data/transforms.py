@@ -1,4 +1,8 @@
-"""Per-example transforms on ``{"image", "label"}`` dicts: numpy in, numpy out, no state.
+"""Per-example transforms on ``{"image", "label"[, "weight"]}`` dicts: numpy in, numpy out.
+
+An optional "weight" is a float32 (H, W) per-pixel loss weight map (U-Net's border weights,
+:mod:`fcnjax.weight_map`): the geometric transforms move it with the label, and padding
+gives it 0, so padded and mirrored pixels weigh nothing.
 
 Random ones take a ``np.random.Generator`` as grain's ``random_map`` passes it, so a pipeline
 with a seed yields the same examples on every run (and after a restart).
@@ -56,7 +60,8 @@ def normalize(example: Example, mean: Sequence[float], scale: float, bgr: bool) 
 
 
 def pad_to(example: Example, size: Sequence[int], ignore: int = IGNORE_LABEL) -> Example:
-    """Pad image (with 0) and label (with ``ignore``) at the bottom and right to ``size``.
+    """Pad image (with 0), label (with ``ignore``) and weight (with 0) at the bottom and
+    right to ``size``.
 
     Raises ValueError if the example is larger than ``size``.
     """
@@ -69,11 +74,24 @@ def pad_to(example: Example, size: Sequence[int], ignore: int = IGNORE_LABEL) ->
     pad = ((0, size[0] - h), (0, size[1] - w))
     return {**example,
             "image": np.pad(example["image"], pad + ((0, 0),)),
-            "label": np.pad(example["label"], pad, constant_values=ignore)}
+            "label": np.pad(example["label"], pad, constant_values=ignore),
+            **pad_weight(example, pad)}
+
+
+def pad_weight(example: Example, pad: tuple) -> Example:
+    """``{"weight": the weight map padded by ``pad`` with 0}``, or {} if there is none."""
+    return {"weight": np.pad(example["weight"], pad)} if "weight" in example else {}
+
+
+def windowed(example: Example, window: tuple[slice, slice]) -> Example:
+    """image, label and weight (if any) read through the same ``window`` (H, W indices)."""
+    return {**example, **{k: example[k][window] for k in ("image", "label", "weight")
+                          if k in example}}
 
 
 def mirror_pad(example: Example, pad: int, ignore: int = IGNORE_LABEL) -> Example:
-    """Extend the image by ``pad`` mirrored pixels on every side; the label by void.
+    """Extend the image by ``pad`` mirrored pixels on every side; the label by void and the
+    weight (if any) by 0.
 
     U-Net's overlap-tile context: a valid-padding net then predicts every real pixel while
     the loss and metrics see only real labels. Needs ``pad`` < the image's height and width.
@@ -85,24 +103,25 @@ def mirror_pad(example: Example, pad: int, ignore: int = IGNORE_LABEL) -> Exampl
         raise ValueError(f"cannot mirror {pad} pixels of a {h}x{w} image (needs pad < {min(h, w)})")
     return {**example,
             "image": np.pad(example["image"], ((pad, pad), (pad, pad), (0, 0)), mode="reflect"),
-            "label": np.pad(example["label"], pad, constant_values=ignore)}
+            "label": np.pad(example["label"], pad, constant_values=ignore),
+            **pad_weight(example, ((pad, pad), (pad, pad)))}
 
 
 def random_crop(example: Example, size: Sequence[int], rng: np.random.Generator) -> Example:
-    """A random ``size`` window; smaller examples are first padded to it (see ``pad_to``)."""
+    """A random ``size`` window of image, label and weight; smaller examples are first
+    padded to it (see ``pad_to``)."""
     h, w = example["label"].shape
     example = pad_to(example, (max(h, size[0]), max(w, size[1])))
     h, w = example["label"].shape
     top = int(rng.integers(h - size[0] + 1))
     left = int(rng.integers(w - size[1] + 1))
-    window = (slice(top, top + size[0]), slice(left, left + size[1]))
-    return {**example, "image": example["image"][window], "label": example["label"][window]}
+    return windowed(example, (slice(top, top + size[0]), slice(left, left + size[1])))
 
 
 def random_flip(example: Example, rng: np.random.Generator) -> Example:
-    """Mirror image and label left-right with probability 1/2."""
+    """Mirror image, label and weight left-right with probability 1/2."""
     if rng.random() < 0.5:
-        return {**example, "image": example["image"][:, ::-1], "label": example["label"][:, ::-1]}
+        return windowed(example, (slice(None), slice(None, None, -1)))
     return example
 
 
@@ -110,8 +129,8 @@ def random_scale(example: Example, scale_range: Sequence[float],
                  rng: np.random.Generator) -> Example:
     """Resize by a factor drawn uniformly from ``scale_range`` (lo, hi); () leaves it as is.
 
-    The image (uint8) is resized bilinearly, the label by nearest neighbour, so it keeps
-    class ids and void.
+    The image (uint8) is resized bilinearly, the label (and weight) by nearest neighbour,
+    so it keeps class ids and void.
     """
     if not scale_range:
         return example
@@ -122,8 +141,8 @@ def random_scale(example: Example, scale_range: Sequence[float],
         return example
     rows = np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.int64), h - 1)
     cols = np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.int64), w - 1)
-    return {**example, "image": resize_image(example["image"], size),
-            "label": example["label"][rows[:, None], cols]}
+    nearest = {k: example[k][rows[:, None], cols] for k in ("label", "weight") if k in example}
+    return {**example, "image": resize_image(example["image"], size), **nearest}
 
 
 def resize_image(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
@@ -159,6 +178,7 @@ def photometric_jitter(example: Example, strength: Sequence[float],
 
 
 def pad_batch(examples: Sequence[Example], ignore: int = IGNORE_LABEL) -> list[Example]:
-    """Pad every example to the largest height and width among them (label ``ignore``)."""
+    """Pad every example to the largest height and width among them (label ``ignore``,
+    weight 0)."""
     size = tuple(max(e["label"].shape[i] for e in examples) for i in (0, 1))
     return [pad_to(e, size, ignore) for e in examples]

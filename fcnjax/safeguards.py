@@ -1,0 +1,65 @@
+"""What stops a training run before it loses anything: an unwritable workdir, a NaN loss.
+
+:mod:`fcnjax.train` runs both; its command line turns them into one-line errors. Every
+process of a multi-process run checks for itself (the losses and parameters it reads are
+replicated), so all of them stop at the same step.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fcnjax import checkpoint
+
+
+class UnwritableWorkdir(OSError):
+    """The workdir cannot be created or written to."""
+
+
+def prepare_workdir(workdir: str) -> None:
+    """Create ``workdir`` and check that files can be written in it (UnwritableWorkdir)."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=workdir):
+            pass
+    except OSError as e:
+        raise UnwritableWorkdir(f"workdir {workdir!r} cannot be written to "
+                                f"({e.strerror or e}): pass a writable --workdir") from e
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The loss (or the parameters) became NaN or infinite: training stopped."""
+
+
+def check_finite(step_losses: list[jax.Array], first_step: int, state: Any,
+                 manager: Any) -> None:
+    """Raise NonFiniteLoss naming the first step whose loss is not finite, or, if every loss
+    is finite, when the parameters are not (then the last update broke them). The message
+    names the last checkpoint saved before, which is kept."""
+    values = np.asarray(jax.device_get(step_losses), np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        what = f"the loss is {values[bad[0]]} at step {first_step + int(bad[0])}"
+    elif not bool(all_finite(state.params)):
+        what = f"the parameters are not finite after step {first_step + len(values) - 1}"
+    else:
+        return
+    checkpoint.wait(manager)
+    last = manager.latest_step()
+    kept = (f"the last good checkpoint, step {last}, is kept in {manager.directory}"
+            if last is not None else "no checkpoint was saved before it")
+    raise NonFiniteLoss(f"{what}: training stopped; {kept}. Lower config.optim.learning_rate "
+                        "(a sum loss needs a tiny one) or check the data.")
+
+
+@jax.jit
+def all_finite(tree: Any) -> jax.Array:
+    """True when every element of every array of ``tree`` is finite (replicated, when
+    ``tree`` lives on a mesh, so every process can read it)."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
