@@ -60,6 +60,19 @@ def get_config() -> ml_collections.ConfigDict:
     config.input.bgr = True                   # Caffe order: RGB -> BGR before the mean
     config.input.mean = (104.00699, 116.66877, 122.67892)  # subtracted, per channel (BGR)
     config.input.scale = 1.0                  # multiplies (image - mean); the reference: none
+    # More features of a "tfds" source (fcnjax.data.pipeline.extra_keys), all cropped,
+    # padded and flipped with the image. depth_key: a depth feature appended to the image as
+    # one more channel, log(depth) - depth_mean (NYUDv2 early fusion, "depth"); "": none.
+    config.input.depth_key = ""
+    config.input.depth_mean = 7.844           # the reference's NYUDv2 mean log-depth
+    # Features passed to the model as inputs of their own (batch keys; the model then gets
+    # {"image": ..., key: ...}), each normalised as (pixels - its extra_means entry) * scale,
+    # channels as stored (no BGR swap): NYUDv2 late fusion's ("hha",).
+    config.input.extra_inputs = ()
+    config.input.extra_means = ()             # one per-channel mean tuple per extra input
+    # Label maps of further heads (names end in "_label"): head "geo" of a multi-output model
+    # is scored against "geo_label" (SIFT Flow); the remaining head against "label".
+    config.input.extra_labels = ()
     # Mirror this many pixels around every image (label void) before cropping: U-Net's
     # overlap-tile context, so a valid-padding net predicts the image's border pixels too.
     config.input.mirror_pad = 0
@@ -106,8 +119,9 @@ def get_config() -> ml_collections.ConfigDict:
     # by the labelled pixels, which needs a learning rate about pixels-per-batch times higher.
     config.loss.reduction = "sum"
     config.loss.ignore_label = 255            # void: in neither loss nor metrics
-    # Per-class loss weights, one per class (e.g. median frequency balancing); () = none.
-    config.loss.class_weights = ()
+    # Per-class loss weights: a tuple, one per class; "median_frequency", median(f) / f_c
+    # from the training split's class counts (counted once at startup); () = none.
+    config.loss.class_weights = ml_collections.FieldReference((), field_type=object)
     # Loss sampling (the paper's patch sampling): keep each labelled pixel in the loss with
     # this probability, drawn anew every step; 1.0 = whole-image training (the reference).
     config.loss.keep_prob = 1.0

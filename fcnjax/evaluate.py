@@ -38,7 +38,7 @@ def restore_state(config: ml_collections.ConfigDict, path: str, mesh: Mesh | Non
     on the default device.
     """
     model = models.build(config.model)
-    image_shape = (1, *config.input.crop_size, train.CHANNELS[config.input.image_mode])
+    image_shape = train.input_shape(config)
     key = jax.random.key(config.seed, impl=config.prng_impl)
     state = train.create_train_state(config, model, key, image_shape, pretrained=False)
     if mesh is not None:

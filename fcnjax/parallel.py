@@ -32,6 +32,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from fcnjax.data import transforms
+
 DATA = "data"
 """Name of the mesh axis the batch is split along."""
 
@@ -190,7 +192,8 @@ def global_batch(batch: Mapping[str, Any], mesh: Mesh, *, per_process: bool = Tr
 def pad_batch(batch: Mapping[str, np.ndarray], multiple: int, ignore_label: int
               ) -> dict[str, np.ndarray]:
     """``batch`` padded along its first axis to a multiple of ``multiple`` with examples
-    that count for nothing: label ``ignore_label``, image and weights zero.
+    that count for nothing: labels (``label``, ``geo_label``...) ``ignore_label``, images
+    and weights zero.
 
     Used for the last, short eval batch: losses and confusion skip void pixels, so the sums
     of a padded batch equal those of the batch itself.
@@ -201,7 +204,7 @@ def pad_batch(batch: Mapping[str, np.ndarray], multiple: int, ignore_label: int
         return dict(batch)
 
     def extend(key, x):
-        fill = ignore_label if key == "label" else 0
+        fill = ignore_label if transforms.is_label(key) else 0
         return np.concatenate([x, np.full((pad, *x.shape[1:]), fill, x.dtype)])
 
     return {k: extend(k, np.asarray(v)) for k, v in batch.items()}

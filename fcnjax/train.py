@@ -18,6 +18,16 @@ net loses on each side (92 for the paper's U-Net) and the pipeline mirrors that 
 around every example, with void labels, so the centre crop covers real pixels to the border
 (the paper's overlap-tile strategy; configs/unet_isbi.py does this).
 
+Models with more inputs or outputs: batch keys named by ``config.input.extra_inputs``
+(NYUDv2's ``hha``) reach the model with the image as one mapping, ``{"image": ..., "hha":
+...}``; a model returning a mapping of heads (SIFT Flow's ``{"sem": ..., "geo": ...}``) is
+scored head by head, head ``h`` against ``batch["h_label"]`` and the one remaining head
+against ``batch["label"]``. The loss is the sum of the heads' losses (the reference sums
+them); mean IU and the rest are the main head's, each other head's scores are written as
+``h_pixel_acc``, ``h_mean_iu``, ... . ``config.loss.class_weights = "median_frequency"``
+weighs the main head's classes by median(f) / f_c of the training labels, counted once at
+startup.
+
 Training is data parallel over the devices of ``config.mesh`` (:mod:`fcnjax.parallel`; one
 device is a mesh of one): ``config.train.batch_size`` is the global batch, split over the
 devices; with several processes each reads its share and process 0 alone writes and prints.
@@ -48,6 +58,34 @@ if TYPE_CHECKING:
 
 Batch = Mapping[str, jax.Array]
 CHANNELS = {"L": 1, "RGB": 3}
+CLASS_WEIGHTS = ("median_frequency",)
+"""Names ``config.loss.class_weights`` may hold instead of a tuple of weights."""
+
+Shape = tuple[int, ...]
+
+
+def input_shape(config: ml_collections.ConfigDict) -> Shape | dict[str, Shape]:
+    """Shape of one model input, (1, H, W, C): the image's (a channel more with
+    ``depth_key``), or ``{"image": ..., key: ...}`` with ``extra_inputs`` (their channels:
+    their ``extra_means``)."""
+    cfg = config.input
+    image = (1, *cfg.crop_size, CHANNELS[cfg.image_mode] + bool(cfg.depth_key))
+    if not cfg.extra_inputs:
+        return image
+    return {"image": image, **{key: (1, *cfg.crop_size, len(mean))
+                               for key, mean in zip(cfg.extra_inputs, cfg.extra_means)}}
+
+
+def model_inputs(batch: Batch, extra_inputs: tuple[str, ...] = ()) -> Any:
+    """What the model is applied to: ``batch["image"]``, or with ``extra_inputs`` the
+    mapping ``{"image": ..., key: batch[key] ...}``."""
+    if not extra_inputs:
+        return batch["image"]
+    return {"image": batch["image"], **{key: batch[key] for key in extra_inputs}}
+
+
+def _is_shape(x: Any) -> bool:
+    return isinstance(x, tuple) and all(isinstance(n, int) for n in x)
 
 
 def center_crop(x: jax.Array, size: tuple[int, int]) -> jax.Array:
@@ -57,9 +95,10 @@ def center_crop(x: jax.Array, size: tuple[int, int]) -> jax.Array:
 
 
 def create_train_state(config: ml_collections.ConfigDict, model: Any, key: jax.Array,
-                       image_shape: tuple[int, ...], *, pretrained: bool = True
+                       image_shape: Shape | Mapping[str, Shape], *, pretrained: bool = True
                        ) -> train_state.TrainState:
-    """Initialise ``model`` on zeros of ``image_shape`` (B, H, W, C) with the config's optimizer.
+    """Initialise ``model`` on zeros of ``image_shape`` (B, H, W, C) with the config's optimizer
+    (a mapping of shapes for a model of several inputs, see ``input_shape``).
 
     Weights come from :func:`initial_params` when ``config.init`` names a source and
     ``pretrained`` is set; pass ``pretrained=False`` for a template that a checkpoint
@@ -68,13 +107,15 @@ def create_train_state(config: ml_collections.ConfigDict, model: Any, key: jax.A
     params = initial_params(config.init, model, key, image_shape) if pretrained else None
     if params is None:
         init = jax.jit(functools.partial(model.init, train=False))
-        params = init(key, jnp.zeros(image_shape, jnp.float32))["params"]
+        zeros = jax.tree.map(lambda shape: jnp.zeros(shape, jnp.float32), image_shape,
+                             is_leaf=_is_shape)
+        params = init(key, zeros)["params"]
     tx = optim.make_optimizer(config.optim, config.train.steps)
     return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
 
 
 def initial_params(init: ml_collections.ConfigDict, model: Any, key: jax.Array,
-                   image_shape: tuple[int, ...]) -> Any | None:
+                   image_shape: Shape | Mapping[str, Shape]) -> Any | None:
     """Params from ``config.init``'s source, or None to draw them at random.
 
     ``checkpoint``: an earlier stage's workdir (FCN-16s from FCN-32s; new score layers zero);
@@ -86,7 +127,8 @@ def initial_params(init: ml_collections.ConfigDict, model: Any, key: jax.Array,
     if not sources:
         return None
     (source, path), = sources.items()
-    image = jax.ShapeDtypeStruct(image_shape, jnp.float32)
+    image = jax.tree.map(lambda shape: jax.ShapeDtypeStruct(shape, jnp.float32), image_shape,
+                         is_leaf=_is_shape)
     if source == "pytorch_fcn":
         params = surgery.from_pytorch_fcn(path, model)
     else:
@@ -102,10 +144,18 @@ def initial_params(init: ml_collections.ConfigDict, model: Any, key: jax.Array,
 def loss_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
     """Keyword arguments of ``train_step`` from ``config.loss`` (validated).
 
-    class_weights: a tuple of ``num_classes`` floats (or empty); keep_prob in (0, 1].
+    class_weights: a tuple of ``num_classes`` floats (or empty), or a name of
+    ``CLASS_WEIGHTS``, which ``with_class_weights`` replaces by a tuple (until then this
+    checks the name and leaves the loss unweighted); keep_prob in (0, 1].
     """
     cfg, num_classes = config.loss, config.model.num_classes
-    weights, keep_prob = tuple(float(w) for w in cfg.class_weights), float(cfg.keep_prob)
+    weights = cfg.class_weights
+    if isinstance(weights, str):
+        if weights not in CLASS_WEIGHTS:
+            raise ValueError(f"unknown config.loss.class_weights {weights!r}: give a tuple of "
+                             f"weights or one of {CLASS_WEIGHTS}")
+        weights = ()
+    weights, keep_prob = tuple(float(w) for w in weights), float(cfg.keep_prob)
     if weights and len(weights) != num_classes:
         raise ValueError(f"config.loss.class_weights has {len(weights)} values for "
                          f"{num_classes} classes (config.model.num_classes)")
@@ -122,15 +172,60 @@ def loss_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
             "class_weights": weights, "keep_prob": keep_prob}
 
 
-def score_batch(logits: jax.Array, batch: Batch, *, reduction: str, ignore_label: int,
-                class_weights: tuple[float, ...] = (), keep_prob: float = 1.0,
-                key: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+def with_class_weights(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """``config`` itself, or, when ``config.loss.class_weights`` is "median_frequency", a copy
+    holding the median-frequency weights of the training split's labels (counted once,
+    printed once by process 0)."""
+    if not isinstance(config.loss.class_weights, str):
+        return config
+    loss_options(config)  # an unknown name fails before the labels are read
+    from fcnjax.data import pipeline  # grain: needed to train, not to import train_step
+
+    weights = pipeline.median_frequency(config.input, config.model.num_classes)
+    config = config.copy_and_resolve_references()
+    config.unlock()
+    del config.loss["class_weights"]  # the copy's field is typed str: replace it
+    config.loss.class_weights = tuple(float(w) for w in weights)
+    if parallel.is_main_process():
+        tqdm.write("class weights (median frequency of the training labels): "
+                   + ", ".join(f"{w:.4g}" for w in weights))
+    return config
+
+
+def heads(logits: Mapping[str, jax.Array], batch: Batch) -> tuple[str, dict[str, str]]:
+    """The main head of a model's mapping of heads and the label key of every other one:
+    head ``h`` is scored against ``batch["h_label"]``, the one remaining head against
+    ``batch["label"]``."""
+    others = {h: f"{h}_label" for h in logits if f"{h}_label" in batch}
+    main = sorted(set(logits) - set(others))
+    if len(main) != 1:
+        raise ValueError(f"the model's heads {sorted(logits)} need labels: one head is scored "
+                         f"against 'label', each other head h against 'h_label' "
+                         f"(config.input.extra_labels); the batch has {sorted(batch)}")
+    return main[0], others
+
+
+def main_logits(logits: jax.Array | Mapping[str, jax.Array], batch: Batch) -> jax.Array:
+    """``logits`` of a one-output model, or the main head's (see ``heads``)."""
+    return logits[heads(logits, batch)[0]] if isinstance(logits, Mapping) else logits
+
+
+def score_batch(logits: jax.Array | Mapping[str, jax.Array], batch: Batch, *, reduction: str,
+                ignore_label: int, class_weights: tuple[float, ...] = (),
+                keep_prob: float = 1.0, key: jax.Array | None = None
+                ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Loss of ``logits`` against the batch's labels (centre-cropped to the logits) and the
     step's measurements: loss, loss_sum, pixels, confusion (C, C).
 
     class_weights: per-class loss weights (empty: none); keep_prob < 1: each labelled pixel
     stays in the loss with that probability, drawn from ``key`` (the paper's loss sampling).
+    A mapping of heads (see ``heads``): the loss is the sum of the heads' losses, the
+    measurements the main head's plus ``h_loss_sum``, ``h_pixels``, ``h_confusion`` of
+    each other head ``h``; class weights and the weight map apply to the main head only.
     """
+    if isinstance(logits, Mapping):
+        return score_heads(logits, batch, reduction=reduction, ignore_label=ignore_label,
+                           class_weights=class_weights, keep_prob=keep_prob, key=key)
     size = logits.shape[1:3]
     labels = center_crop(batch["label"], size)
     weights = center_crop(batch["weight"], size) if "weight" in batch else None
@@ -147,11 +242,33 @@ def score_batch(logits: jax.Array, batch: Batch, *, reduction: str, ignore_label
     return loss, {"loss": loss, "loss_sum": total, "pixels": count, "confusion": confusion}
 
 
+def score_heads(logits: Mapping[str, jax.Array], batch: Batch, *, reduction: str,
+                ignore_label: int, class_weights: tuple[float, ...] = (),
+                keep_prob: float = 1.0, key: jax.Array | None = None
+                ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """``score_batch`` of a mapping of heads: each scored against its label, losses summed."""
+    main, others = heads(logits, batch)
+    loss, measured = score_batch(logits[main], batch, reduction=reduction,
+                                 ignore_label=ignore_label, class_weights=class_weights,
+                                 keep_prob=keep_prob, key=key)
+    for i, (head, label_key) in enumerate(sorted(others.items()), start=1):
+        head_key = None if key is None else jax.random.fold_in(key, i)
+        head_loss, head_measured = score_batch(
+            logits[head], {"label": batch[label_key]}, reduction=reduction,
+            ignore_label=ignore_label, keep_prob=keep_prob, key=head_key)
+        loss = loss + head_loss
+        measured.update({f"{head}_{k}": v for k, v in head_measured.items() if k != "loss"})
+    measured["loss"] = loss
+    return loss, measured
+
+
 def train_step(state: train_state.TrainState, batch: Batch, key: jax.Array, *,
                reduction: str = "mean", ignore_label: int = losses.IGNORE_LABEL,
-               class_weights: tuple[float, ...] = (), keep_prob: float = 1.0
+               class_weights: tuple[float, ...] = (), keep_prob: float = 1.0,
+               extra_inputs: tuple[str, ...] = ()
                ) -> tuple[train_state.TrainState, dict[str, jax.Array]]:
-    """One SGD step on ``batch`` ({"image": (B, H, W, C), "label": (B, H, W)}).
+    """One SGD step on ``batch`` ({"image": (B, H, W, C), "label": (B, H, W)}; the batch keys
+    ``extra_inputs`` go to the model too, see ``model_inputs``).
 
     Dropout draws from ``fold_in(key, state.step)``, loss sampling from a key folded from
     that one. Returns the new state and the step's measurements (see ``score_batch``),
@@ -161,8 +278,8 @@ def train_step(state: train_state.TrainState, batch: Batch, key: jax.Array, *,
     sample_key = jax.random.fold_in(dropout_key, 1)
 
     def loss_fn(params):
-        logits = state.apply_fn({"params": params}, batch["image"], train=True,
-                                rngs={"dropout": dropout_key})
+        logits = state.apply_fn({"params": params}, model_inputs(batch, extra_inputs),
+                                train=True, rngs={"dropout": dropout_key})
         return score_batch(logits, batch, reduction=reduction, ignore_label=ignore_label,
                            class_weights=class_weights, keep_prob=keep_prob, key=sample_key)
 
@@ -171,23 +288,30 @@ def train_step(state: train_state.TrainState, batch: Batch, key: jax.Array, *,
 
 
 def eval_step(state: train_state.TrainState, batch: Batch, *,
-              ignore_label: int = losses.IGNORE_LABEL) -> tuple[dict[str, jax.Array], jax.Array]:
-    """Measurements of one eval batch (loss_sum, pixels, confusion) and its int32 predictions."""
-    logits = state.apply_fn({"params": state.params}, batch["image"], train=False)
+              ignore_label: int = losses.IGNORE_LABEL, extra_inputs: tuple[str, ...] = ()
+              ) -> tuple[dict[str, jax.Array], jax.Array]:
+    """Measurements of one eval batch (loss_sum, pixels, confusion; other heads' too) and
+    its int32 predictions (the main head's)."""
+    logits = state.apply_fn({"params": state.params}, model_inputs(batch, extra_inputs),
+                            train=False)
     _, measurements = score_batch(logits, batch, reduction="sum", ignore_label=ignore_label)
     del measurements["loss"]
-    return measurements, jnp.argmax(logits, -1).astype(jnp.int32)
+    return measurements, jnp.argmax(main_logits(logits, batch), -1).astype(jnp.int32)
 
 
 def summarize(totals: Mapping[str, np.ndarray], per_class: bool = False) -> dict[str, Any]:
     """Host summary of summed measurements: loss (mean per labelled pixel), the paper's four
-    metrics and mean Dice; with ``per_class``, ``class_iu`` and ``class_dice`` lists too."""
+    metrics and mean Dice; with ``per_class``, ``class_iu`` and ``class_dice`` lists too.
+    Another head ``h``'s (``h_confusion`` ...) are the same names prefixed ``h_``."""
     pixels = float(totals["pixels"])
     summary = {"loss": float(totals["loss_sum"]) / pixels if pixels else float("nan"),
                **metrics.scores(totals["confusion"])}
     if per_class:
         by_class = metrics.class_scores(totals["confusion"])
         summary.update(class_iu=by_class["iu"], class_dice=by_class["dice"])
+    for prefix in (k[:-len("confusion")] for k in totals if k.endswith("_confusion")):
+        head = {k: totals[prefix + k] for k in ("loss_sum", "pixels", "confusion")}
+        summary.update({prefix + k: v for k, v in summarize(head, per_class).items()})
     return summary
 
 
@@ -206,7 +330,8 @@ def evaluate(eval_fn: Any, state: train_state.TrainState, batches: Iterable[Batc
         take = min(num_draw - len(drawn["label"]), len(batch["label"]))
         if take > 0:
             size = predictions.shape[1:3]
-            drawn["image"].extend(center_crop(batch["image"], size)[:take])
+            image = batch["image"][..., :3]  # colour only: not a depth channel
+            drawn["image"].extend(center_crop(image, size)[:take])
             drawn["label"].extend(center_crop(batch["label"], size)[:take])
             drawn["prediction"].extend(np.asarray(predictions)[:take])
     if totals is None:
@@ -228,7 +353,8 @@ def make_eval_fn(config: ml_collections.ConfigDict, mesh: Mesh, sharding: Any) -
     examples to a multiple of the devices, which add nothing to the sums; predictions come
     back replicated, padding rows last."""
     sharded = parallel.jit_eval_step(
-        functools.partial(eval_step, ignore_label=config.loss.ignore_label), mesh, sharding)
+        functools.partial(eval_step, ignore_label=config.loss.ignore_label,
+                          extra_inputs=tuple(config.input.extra_inputs)), mesh, sharding)
 
     def eval_fn(state: train_state.TrainState, batch: Batch):
         padded = parallel.pad_batch(batch, mesh.shape[parallel.DATA], config.loss.ignore_label)
@@ -299,8 +425,9 @@ def train_loop(config: ml_collections.ConfigDict, state: train_state.TrainState,
 
     cfg, start = config.train, int(state.step)
     manager, best = managers
-    step_fn = parallel.jit_train_step(functools.partial(train_step, **loss_options(config)),
-                                      mesh, sharding)
+    step_fn = parallel.jit_train_step(
+        functools.partial(train_step, extra_inputs=tuple(config.input.extra_inputs),
+                          **loss_options(config)), mesh, sharding)
     eval_fn = make_eval_fn(config, mesh, sharding)
     add = jax.jit(lambda a, b: jax.tree.map(jnp.add, a, b))
     eval_data = pipeline.eval_dataset(config.input, config.input.eval_split,
@@ -366,13 +493,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     """
     prepare_workdir(workdir)
     loss_options(config)  # a bad loss config fails before any compile
+    config = with_class_weights(config)  # "median_frequency": counted once, here
     mesh = parallel.mesh_from_config(config.mesh)
     parallel.check_batch(config.train.batch_size, mesh)  # and so does a batch that won't split
     init_key, dropout_key = jax.random.split(
         jax.random.key(config.seed, impl=config.prng_impl))
     model = models.build(config.model)
     # one example: the params' shapes and values do not depend on the batch size
-    image_shape = (1, *config.input.crop_size, CHANNELS[config.input.image_mode])
+    image_shape = input_shape(config)
     resuming = checkpoint.latest_step(workdir) is not None
     state = create_train_state(config, model, init_key, image_shape, pretrained=not resuming)
     sharding = state_sharding(config, state, mesh)

@@ -60,7 +60,7 @@ def test_config_builds_its_model_and_outputs_class_scores(name):
     shape = (1, *config.input.crop_size, CHANNELS[config.input.image_mode])
     image = jax.ShapeDtypeStruct(shape, jnp.float32)
     if config.model.name == "nyud_late_fusion":  # two inputs: colour and HHA
-        image = {"color": image, "hha": image}
+        image = {stream: image for stream in config.model.streams}
     variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), image)
     outputs = jax.eval_shape(lambda v, x: model.apply(v, x), variables, image)
     if config.model.name == "siftflow_fcn16s":  # two heads: 33 semantic, 3 geometric classes

@@ -23,6 +23,12 @@ of ``jax.process_count()``); ``workers`` > 0 decodes and augments in that many p
 With ``pad_batches`` a batch of different-sized images is padded to its largest (label void).
 
 Every batch is ``{"image": float32 (B, H, W, C), "label": int32 (B, H, W)}``, label 255 void.
+Prepared tfds datasets with more features can give more (:func:`extra_keys`):
+``depth_key`` appends the depth map to the image as one more channel, log(depth) -
+``depth_mean`` (NYUDv2 early fusion: (H, W, 4) BGR-D images); each of ``extra_inputs`` is
+a batch key of its own, normalised with its ``extra_means`` entry and ``scale`` (NYUDv2's
+``hha``, the late-fusion net's second input); each of ``extra_labels`` is another int32
+label map (SIFT Flow's ``geo_label``), cropped, padded and flipped with the label.
 With ``border_weights`` training batches also carry ``"weight"``: float32 (B, H, W), U-Net's
 loss weight map (:mod:`fcnjax.weight_map`) of each label before mirroring, so mirrored and
 padded pixels weigh 0; ``class_balance`` = "median_frequency" sets its w_c from the class
@@ -53,25 +59,28 @@ class TfdsSource:
     """``{"image": uint8 (H, W, C), "label": (H, W)}`` examples of a prepared tfds split.
 
     ``image_key`` / ``label_key`` name the features to read ("image" / "label" for fcnjax's
-    builders; "segmentation_mask" for oxford_iiit_pet).
+    builders; "segmentation_mask" for oxford_iiit_pet); ``extra_keys`` more features, kept
+    under their own names (label maps, keys ending in ``_label``, lose their channel axis).
     """
 
-    def __init__(self, builder: Any, split: str,
-                 image_key: str = "image", label_key: str = "label"):
+    def __init__(self, builder: Any, split: str, image_key: str = "image",
+                 label_key: str = "label", extra_keys: Sequence[str] = ()):
         name = builder.info.full_name
         if split not in builder.info.splits:
             raise ValueError(f"{name} has no split {split!r}; it has {list(builder.info.splits)}")
         features = builder.info.features
-        for key in (image_key, label_key):
+        for key in (image_key, label_key, *extra_keys):
             if key not in features:
                 raise ValueError(f"{name} has no feature {key!r} (set config.input.tfds_"
-                                 f"image_key / tfds_label_key); it has {list(features)}")
+                                 "image_key / tfds_label_key / depth_key / extra_inputs / "
+                                 f"extra_labels); it has {list(features)}")
         self.source = builder.as_data_source(split=split)
         if len(self.source) == 0:
             raise ValueError(f"split {split!r} of {name} in {builder.data_dir} is empty; "
                              "prepare the dataset again from a complete copy")
         self.name, self.split = name, split
         self.image_key, self.label_key = image_key, label_key
+        self.extra_keys = tuple(extra_keys)
         self.builder = builder
 
     @functools.cached_property
@@ -89,7 +98,7 @@ class TfdsSource:
 
     @classmethod
     def prepared(cls, name: str, split: str, data_dir: str | None = None,
-                 **keys: str) -> TfdsSource:
+                 **keys: Any) -> TfdsSource:
         """The source of dataset ``name`` (prepared in ``data_dir``), or how to prepare it."""
         import tensorflow_datasets as tfds  # only the "tfds" source needs it
 
@@ -108,9 +117,10 @@ class TfdsSource:
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
         example = self.source[index]
-        label = example[self.label_key]
-        return {"image": example[self.image_key],
-                "label": label[..., 0] if label.ndim == 3 else label}
+        maps = {"image": example[self.image_key], "label": example[self.label_key],
+                **{k: example[k] for k in self.extra_keys}}
+        return {k: x[..., 0] if transforms.is_label(k) and x.ndim == 3 else x
+                for k, x in maps.items()}
 
     def __repr__(self) -> str:
         return f"TfdsSource({self.name}, {self.split}: {len(self)} examples)"
@@ -143,13 +153,43 @@ def open_source(config: Mapping[str, Any], split: str) -> ImageFolder | TfdsSour
                              "e.g. --config.input.tfds_name=camvid")
         return TfdsSource.prepared(config["tfds_name"], split, config["tfds_data_dir"],
                                    image_key=config["tfds_image_key"],
-                                   label_key=config["tfds_label_key"])
+                                   label_key=config["tfds_label_key"],
+                                   extra_keys=extra_keys(config))
+    if extra_keys(config):
+        raise ValueError(f"config.input names features {extra_keys(config)} (depth_key, "
+                         "extra_inputs, extra_labels): only the \"tfds\" source has them")
     if not config["data_dir"]:
         raise ValueError("config.input.data_dir is empty: set it to the dataset folder "
                          "(holding <split>/image and <split>/label), e.g. "
                          "--config.input.data_dir=/data/isbi2012")
     return ImageFolder(config["data_dir"], split, image_dir=config["image_dir"],
                        label_dir=config["label_dir"], image_mode=config["image_mode"])
+
+
+def extra_keys(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """Features read besides image and label: ``depth_key``, ``extra_inputs``,
+    ``extra_labels`` (label maps must end in ``_label``)."""
+    labels = tuple(config["extra_labels"])
+    for key in labels:
+        if not transforms.is_label(key):
+            raise ValueError(f"config.input.extra_labels: {key!r} must end in '_label'")
+    inputs = tuple(config["extra_inputs"])
+    if len(config["extra_means"]) != len(inputs):
+        raise ValueError(f"config.input.extra_means has {len(config['extra_means'])} means "
+                         f"for the {len(inputs)} extra_inputs {inputs}")
+    for key in inputs + ((config["depth_key"],) if config["depth_key"] else ()):
+        if transforms.is_label(key) or key in ("image", "label", "weight"):
+            raise ValueError(f"config.input: {key!r} cannot be an extra input")
+    return ((config["depth_key"],) if config["depth_key"] else ()) + inputs + labels
+
+
+def add_depth(example: transforms.Example, key: str, mean: float) -> transforms.Example:
+    """``example`` whose image has ``log(example[key]) - mean`` as its last channel (the FCN
+    reference's NYUDv2 depth; 0 depth, unmeasured, reads as 1)."""
+    example = dict(example)
+    depth = np.log(np.maximum(example.pop(key), 1).astype(np.float32)) - np.float32(mean)
+    depth = depth if depth.ndim == 3 else depth[..., None]
+    return {**example, "image": np.concatenate([example["image"], depth], axis=-1)}
 
 
 def num_label_classes(config: Mapping[str, Any]) -> int:
@@ -176,14 +216,27 @@ def class_weights(config: Mapping[str, Any], source: Any) -> np.ndarray | None:
     num_classes = num_label_classes(config)
     if not config["class_balance"]:
         return np.ones(num_classes, np.float32)
+    return median_frequency_weights(label_counts(config, source, num_classes))
+
+
+def label_counts(config: Mapping[str, Any], source: Any, num_classes: int) -> np.ndarray:
+    """Pixels of each class 0 .. num_classes - 1 in the labels of ``source`` (read once,
+    label values mapped to class ids); ValueError when there are none."""
     table = transforms.label_table(config["label_values"])
     counts = sum(weight_map.class_counts(
         transforms.map_labels(source[i], table)["label"], num_classes)
         for i in range(len(source)))
-    if not counts.sum():
+    if not np.sum(counts):
         raise ValueError(f"the training labels of {source!r} hold no class pixels: "
                          "median_frequency class balance needs some")
-    return median_frequency_weights(counts)
+    return counts
+
+
+def median_frequency(config: Mapping[str, Any], num_classes: int) -> np.ndarray:
+    """Median-frequency weights (float32, one per class) of the training split's labels
+    (``train_split``, ``train_ids``): the loss's ``class_weights = "median_frequency"``."""
+    source = make_source(config, config["train_split"], "train_ids")
+    return median_frequency_weights(label_counts(config, source, num_classes))
 
 
 def add_border_weights(example: transforms.Example, weights: np.ndarray,
@@ -197,10 +250,17 @@ def add_border_weights(example: transforms.Example, weights: np.ndarray,
 
 def preprocess(example: transforms.Example, config: Mapping[str, Any],
                weights: np.ndarray | None = None) -> transforms.Example:
-    """Label values to class ids, the image to normalised float32, the border weight map
-    (with w_c ``weights``; None: no map), then ``mirror_pad`` (where the map is 0)."""
+    """Label values to class ids, the image (and extra inputs, depth appended) to normalised
+    float32, the border weight map (with w_c ``weights``; None: no map), then ``mirror_pad``
+    (where the map is 0)."""
     example = transforms.map_labels(example, transforms.label_table(config["label_values"]))
     example = transforms.normalize(example, config["mean"], config["scale"], config["bgr"])
+    if config["depth_key"]:
+        example = add_depth(example, config["depth_key"], config["depth_mean"])
+    for key, mean in zip(config["extra_inputs"], config["extra_means"]):
+        example = transforms.normalize(example, mean, config["scale"], False, key=key)
+    example = {k: x.astype(np.int32) if transforms.is_label(k) else x
+               for k, x in example.items()}
     if weights is not None:
         example = add_border_weights(example, weights, config)
     return transforms.mirror_pad(example, config["mirror_pad"])

@@ -1,5 +1,9 @@
 """Per-example transforms on ``{"image", "label"[, "weight"]}`` dicts: numpy in, numpy out.
 
+Examples may carry more maps of the same height and width: more label maps (keys ending in
+``_label``, e.g. SIFT Flow's ``geo_label``: moved like ``label``, padded void) and more
+inputs (any other key, e.g. NYUDv2's ``hha`` or ``depth``: moved like ``image``, padded 0).
+
 An optional "weight" is a float32 (H, W) per-pixel loss weight map (U-Net's border weights,
 :mod:`fcnjax.weight_map`): the geometric transforms move it with the label, and padding
 gives it 0, so padded and mirrored pixels weigh nothing.
@@ -18,6 +22,21 @@ from PIL import Image
 from fcnjax.losses import IGNORE_LABEL
 
 Example = dict[str, np.ndarray]
+
+
+def is_label(key: str) -> bool:
+    """Whether ``key`` holds class ids (``label``, ``geo_label``): padded void, resized nearest."""
+    return key == "label" or key.endswith("_label")
+
+
+def pad_value(key: str, ignore: int = IGNORE_LABEL) -> int:
+    """What padding fills ``key`` with: ``ignore`` for label maps, 0 for images and weights."""
+    return ignore if is_label(key) else 0
+
+
+def spatial_pad(x: np.ndarray, pad: tuple) -> tuple:
+    """``pad`` ((top, bottom), (left, right)) extended by (0, 0) for each axis after H, W."""
+    return tuple(pad) + ((0, 0),) * (x.ndim - 2)
 
 
 def label_table(values: Sequence[int], ignore: int = IGNORE_LABEL) -> np.ndarray | None:
@@ -45,23 +64,24 @@ def map_labels(example: Example, table: np.ndarray | None) -> Example:
     return {**example, "label": label.astype(np.int32)}
 
 
-def normalize(example: Example, mean: Sequence[float], scale: float, bgr: bool) -> Example:
-    """image float32 = (pixels [reversed to BGR] - mean) * scale.
+def normalize(example: Example, mean: Sequence[float], scale: float, bgr: bool,
+              key: str = "image") -> Example:
+    """``key`` (the image) float32 = (pixels [reversed to BGR] - mean) * scale.
 
     The FCN reference: ``bgr=True``, mean (104.00699, 116.66877, 122.67892), scale 1.
     """
-    image = example["image"].astype(np.float32)
+    image = example[key].astype(np.float32)
     if bgr:
         image = image[..., ::-1]
     if len(mean) not in (1, image.shape[-1]):
         raise ValueError(f"mean has {len(mean)} values for a {image.shape[-1]}-channel image")
     image = (image - np.asarray(mean, np.float32)) * np.float32(scale)
-    return {**example, "image": image}
+    return {**example, key: image}
 
 
 def pad_to(example: Example, size: Sequence[int], ignore: int = IGNORE_LABEL) -> Example:
-    """Pad image (with 0), label (with ``ignore``) and weight (with 0) at the bottom and
-    right to ``size``.
+    """Pad every map at the bottom and right to ``size``: labels with ``ignore``, images and
+    the weight with 0.
 
     Raises ValueError if the example is larger than ``size``.
     """
@@ -72,26 +92,18 @@ def pad_to(example: Example, size: Sequence[int], ignore: int = IGNORE_LABEL) ->
     if (h, w) == tuple(size):
         return example
     pad = ((0, size[0] - h), (0, size[1] - w))
-    return {**example,
-            "image": np.pad(example["image"], pad + ((0, 0),)),
-            "label": np.pad(example["label"], pad, constant_values=ignore),
-            **pad_weight(example, pad)}
-
-
-def pad_weight(example: Example, pad: tuple) -> Example:
-    """``{"weight": the weight map padded by ``pad`` with 0}``, or {} if there is none."""
-    return {"weight": np.pad(example["weight"], pad)} if "weight" in example else {}
+    return {k: np.pad(x, spatial_pad(x, pad), constant_values=pad_value(k, ignore))
+            for k, x in example.items()}
 
 
 def windowed(example: Example, window: tuple[slice, slice]) -> Example:
-    """image, label and weight (if any) read through the same ``window`` (H, W indices)."""
-    return {**example, **{k: example[k][window] for k in ("image", "label", "weight")
-                          if k in example}}
+    """Every map of ``example`` read through the same ``window`` (H, W indices)."""
+    return {k: x[window] for k, x in example.items()}
 
 
 def mirror_pad(example: Example, pad: int, ignore: int = IGNORE_LABEL) -> Example:
-    """Extend the image by ``pad`` mirrored pixels on every side; the label by void and the
-    weight (if any) by 0.
+    """Extend the image (and other inputs) by ``pad`` mirrored pixels on every side; the
+    labels by void and the weight (if any) by 0.
 
     U-Net's overlap-tile context: a valid-padding net then predicts every real pixel while
     the loss and metrics see only real labels. Needs ``pad`` < the image's height and width.
@@ -101,10 +113,14 @@ def mirror_pad(example: Example, pad: int, ignore: int = IGNORE_LABEL) -> Exampl
     h, w = example["label"].shape
     if pad >= min(h, w):
         raise ValueError(f"cannot mirror {pad} pixels of a {h}x{w} image (needs pad < {min(h, w)})")
-    return {**example,
-            "image": np.pad(example["image"], ((pad, pad), (pad, pad), (0, 0)), mode="reflect"),
-            "label": np.pad(example["label"], pad, constant_values=ignore),
-            **pad_weight(example, ((pad, pad), (pad, pad)))}
+    sides = ((pad, pad), (pad, pad))
+
+    def extend(key: str, x: np.ndarray) -> np.ndarray:
+        if is_label(key) or key == "weight":
+            return np.pad(x, spatial_pad(x, sides), constant_values=pad_value(key, ignore))
+        return np.pad(x, spatial_pad(x, sides), mode="reflect")
+
+    return {k: extend(k, x) for k, x in example.items()}
 
 
 def random_crop(example: Example, size: Sequence[int], rng: np.random.Generator) -> Example:
@@ -129,8 +145,8 @@ def random_scale(example: Example, scale_range: Sequence[float],
                  rng: np.random.Generator) -> Example:
     """Resize by a factor drawn uniformly from ``scale_range`` (lo, hi); () leaves it as is.
 
-    The image (uint8) is resized bilinearly, the label (and weight) by nearest neighbour,
-    so it keeps class ids and void.
+    The image (uint8) is resized bilinearly, the labels, weight and other inputs (depth,
+    HHA) by nearest neighbour, so labels keep class ids and void.
     """
     if not scale_range:
         return example
@@ -141,7 +157,7 @@ def random_scale(example: Example, scale_range: Sequence[float],
         return example
     rows = np.minimum(((np.arange(size[0]) + 0.5) * h / size[0]).astype(np.int64), h - 1)
     cols = np.minimum(((np.arange(size[1]) + 0.5) * w / size[1]).astype(np.int64), w - 1)
-    nearest = {k: example[k][rows[:, None], cols] for k in ("label", "weight") if k in example}
+    nearest = {k: x[rows[:, None], cols] for k, x in example.items() if k != "image"}
     return {**example, "image": resize_image(example["image"], size), **nearest}
 
 

@@ -63,9 +63,9 @@ def nyud_late_fusion(**kwargs) -> LateFusionFCN:
     return LateFusionFCN(vgg16(), **kwargs)
 
 
-def siftflow_fcn16s(**kwargs) -> MultiTaskFCN:
-    """SIFT Flow FCN-16s: one VGG16 trunk, 33 semantic + 3 geometric classes."""
-    return MultiTaskFCN(vgg16(), **kwargs)
+def siftflow_fcn16s(num_classes: int = 33, **kwargs) -> MultiTaskFCN:
+    """SIFT Flow FCN-16s: one VGG16 trunk, heads "sem" (``num_classes``, 33) and "geo" (3)."""
+    return MultiTaskFCN(vgg16(), tasks=(("sem", num_classes), ("geo", 3)), **kwargs)
 
 
 MODELS: Mapping[str, Callable[..., nn.Module]] = {

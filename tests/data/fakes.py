@@ -72,3 +72,44 @@ def read_all(builder, split):
     """Every example of ``split`` as numpy, in order."""
     source = builder.as_data_source(split=split)
     return [source[i] for i in range(len(source))]
+
+
+def write_nyud(root, counts=(("trainval", 2), ("test", 1))):
+    """The FCN reference's data/nyud layout: data/{images,depth,hha}, segmentation/*.mat,
+    <split>.txt; 16-bit depth, labels 0 (void) .. 40."""
+    index = 5001
+    for split, count in counts:
+        lines = []
+        for i in range(count):
+            name = f"img_{index}"
+            save(rgb(20 * i + 3), root, "data", "images", name + ".png")
+            depth = np.full((H, W), 1000 + 100 * i, np.uint16)
+            depth[0, 0] = 0  # unmeasured
+            save(Image.fromarray(depth), root, "data", "depth", name + ".png")
+            save(rgb(9 + i), root, "data", "hha", name + ".png")
+            seg = np.resize(np.uint8([0, 1, 2, 40, i + 3]), H * W).reshape(H, W)
+            save_mat(os.path.join(str(root), "segmentation", name + ".mat"), segmentation=seg)
+            lines.append(str(index))
+            index += 1
+        write_lines(lines, root, split + ".txt")
+    return root
+
+
+SIFT_FLOW_SUBDIR = "spatial_envelope_256x256_static_8outdoorcategories"
+
+
+def write_sift_flow(root, counts=(("trainval", 2), ("test", 1))):
+    """SiftFlowDataset.zip's layout with the FCN split lists: Images/, SemanticLabels/ and
+    GeoLabels/ (.mat "S": semantic 0 void, 1..33; geometric -1 / 0 void, 1..3)."""
+    for split, count in counts:
+        names = []
+        for i in range(count):
+            name = f"coast_{split}{i}"
+            save(rgb(30 * i + 4), root, "Images", SIFT_FLOW_SUBDIR, name + ".jpg")
+            save_mat(os.path.join(str(root), "SemanticLabels", SIFT_FLOW_SUBDIR, name + ".mat"),
+                     S=np.resize(np.int16([0, 1, 33, i + 2]), H * W).reshape(H, W))
+            save_mat(os.path.join(str(root), "GeoLabels", SIFT_FLOW_SUBDIR, name + ".mat"),
+                     S=np.resize(np.int16([-1, 1, 2, 3]), H * W).reshape(H, W))
+            names.append(name)
+        write_lines(names, root, split + ".txt")
+    return root
