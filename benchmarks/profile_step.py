@@ -12,7 +12,7 @@ the library for a candidate replacement, for this process only:
 
 - ``base``: the library as it is.
 - ``conv_pad_inside``: the first convolution's 100-pixel padding left inside the
-  convolution, as before commit 3 of BENCHMARKS.md's GPU log (its weight gradient became a
+  convolution, as before optimisation 5 of BENCHMARKS.md's log (its weight gradient was a
   52 ms cuDNN call on the H200).
 - ``pool_reduce_window``: every max pool as XLA's reduce-window, whose gradient is a
   select-and-scatter (the library uses a reshape + max where windows tile the map).
