@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every GPU figure BENCHMARKS.md asks for, in one device call of under ~8 minutes:
+# Every GPU figure BENCHMARKS.md asks for, in one device call of about 9 minutes:
 #   run(command="bash benchmarks/gpu_suite.sh", timeout_s=600)
 # Each stage has its own time limit so a slow one cannot take the rest down; rows go to
 # $OUT (or ./gpu_out) as JSON lines, logs beside them. Needs jax, flax, optax, torch only.
@@ -20,5 +20,5 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | t
 "$py" -c "import jax, flax, torch; print(jax.__version__, flax.__version__, torch.__version__, jax.devices())" | tee -a "$out/gpu.txt"
 git rev-parse HEAD 2>/dev/null | tee -a "$out/gpu.txt"
 stage fwd_fcn8s 200 benchmarks/forward_time.py --models fcn8s --torch --repeats 30
-stage fwd_table1 140 benchmarks/forward_time.py --models fcn_alexnet,fcn32s,fcn16s,fcn_googlenet,unet --torch --no-compile --repeats 20
+stage fwd_table1 180 benchmarks/forward_time.py --models fcn_googlenet,unet,fcn_alexnet,fcn32s,fcn16s --torch --no-compile --repeats 20
 stage train 150 benchmarks/train_step.py --models fcn8s,unet --torch --no-compile --repeats 10
