@@ -162,19 +162,16 @@ def train_config():
     return config
 
 
-def crash_after(steps: int):
-    """Make ``pipeline.train_batches`` run out with an error after ``steps`` batches;
-    returns the original, to put back."""
-    original = pipeline.train_batches
-
+def crashing(batches_fn, steps: int):
+    """``batches_fn`` (``pipeline.train_batches``) whose batches run out with an error after
+    ``steps`` of them: a simulated crash."""
     def batches(*args, **kwargs):
-        iterator = original(*args, **kwargs)
+        iterator = batches_fn(*args, **kwargs)
         for _ in range(steps):
             yield next(iterator)
         raise RuntimeError("simulated crash")
 
-    pipeline.train_batches = batches
-    return original
+    return batches
 
 
 def run_train(workdir: str) -> None:
@@ -185,7 +182,8 @@ def run_train(workdir: str) -> None:
     config = train_config()
     summaries = {"devices": jax.device_count(),
                  "straight": train.train_and_evaluate(config, os.path.join(workdir, "straight"))}
-    original = crash_after(2)
+    original = pipeline.train_batches
+    pipeline.train_batches = crashing(original, 2)
     try:
         train.train_and_evaluate(config, os.path.join(workdir, "resumed"))
     except RuntimeError as e:

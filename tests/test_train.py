@@ -18,6 +18,7 @@ from PIL import Image
 from configs import sample
 from fcnjax import checkpoint, evaluate, metrics, models, predict, train
 from fcnjax.data import pipeline
+from tests.parallel_worker import crashing
 
 ROOT = pathlib.Path(__file__).parent.parent
 
@@ -71,19 +72,6 @@ def read_metrics(workdir):
         return [json.loads(line) for line in f]
 
 
-def crash_after(steps, monkeypatch):
-    """Make the training batches run out with an error after ``steps`` batches."""
-    original = pipeline.train_batches
-
-    def batches(*args, **kwargs):
-        iterator = original(*args, **kwargs)
-        for _ in range(steps):
-            yield next(iterator)
-        raise RuntimeError("simulated crash")
-
-    monkeypatch.setattr(pipeline, "train_batches", batches)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One 3-step run straight through, and one that crashes after 2 steps and is rerun."""
@@ -92,7 +80,7 @@ def trained(tmp_path_factory):
     straight, resumed = str(root / "straight"), str(root / "resumed")
     final = train.train_and_evaluate(config, straight)
     with pytest.MonkeyPatch.context() as patch:
-        crash_after(2, patch)
+        patch.setattr(pipeline, "train_batches", crashing(pipeline.train_batches, 2))
         with pytest.raises(RuntimeError, match="simulated crash"):
             train.train_and_evaluate(config, resumed)
     crashed_at = checkpoint.latest_step(resumed)
