@@ -166,9 +166,11 @@ def summarize(totals: Mapping[str, np.ndarray], per_class: bool = False) -> dict
 
 
 def evaluate(eval_fn: Any, state: train_state.TrainState, batches: Iterable[Batch],
-             num_draw: int = 0) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Sum ``eval_fn`` over a whole split; return its summary (with per-class lists) and
-    the first ``num_draw`` examples (image, label, prediction, cropped to the prediction).
+             num_draw: int = 0) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
+    """Sum ``eval_fn`` over a whole split; return its summary (with per-class lists and
+    the ``confusion`` matrix, rows truth, as nested lists) and the first ``num_draw``
+    examples: lists of image, label and prediction, each cropped to its prediction and
+    kept at its own size (a split's images may differ in size).
 
     ``eval_fn(state, host_batch)`` may return predictions for more rows than the batch has
     (:func:`make_eval_fn` pads it); its first rows are the batch's.
@@ -186,8 +188,10 @@ def evaluate(eval_fn: Any, state: train_state.TrainState, batches: Iterable[Batc
             drawn["prediction"].extend(np.asarray(predictions)[:take])
     if totals is None:
         raise ValueError("the evaluation split is empty")
-    summary = summarize(jax.device_get(totals), per_class=True)
-    return summary, {k: np.stack(v) for k, v in drawn.items() if v}
+    totals = jax.device_get(totals)
+    summary = summarize(totals, per_class=True)
+    summary["confusion"] = np.asarray(totals["confusion"]).astype(np.int64).tolist()
+    return summary, {k: v for k, v in drawn.items() if v}
 
 
 def state_sharding(config: ml_collections.ConfigDict, state: Any, mesh: Mesh) -> Any:
@@ -235,7 +239,8 @@ def log_eval(config: ml_collections.ConfigDict, reporter: reporting.Reporter | N
     summary, drawn = evaluate(eval_fn, state, batches, config.eval.num_draw)
     if reporter is None:
         return summary
-    record = {"step": step, "mode": "eval", "split": config.input.eval_split, **summary}
+    record = {"step": step, "mode": "eval", "split": config.input.eval_split,
+              **{k: v for k, v in summary.items() if k != "confusion"}}
     reporter.write(record)
     tqdm.write(reporting.format_scores(record))
     if drawn:

@@ -92,3 +92,15 @@ def read_label(path: str) -> np.ndarray:
                              f"pixel ({', '.join(LABEL_MODES)}), not colour-coded labels")
         values = np.asarray(label)
     return values if values.dtype == np.uint8 else values.astype(np.int32)
+
+
+def list_splits(root: str, image_dir: str = "image") -> list[str]:
+    """Splits of a folder dataset: the subfolders of ``root`` that hold ``image_dir``, in
+    natural order; FileNotFoundError when there are none."""
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"no dataset folder {root}")
+    splits = [d for d in os.listdir(root)
+              if os.path.isdir(os.path.join(root, d, image_dir)) and not d.startswith(".")]
+    if not splits:
+        raise FileNotFoundError(f"{root} holds no <split>/{image_dir}/ folder")
+    return sorted(splits, key=natural_key)
