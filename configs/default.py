@@ -41,12 +41,13 @@ def get_config() -> ml_collections.ConfigDict:
     config.input.tfds_data_dir = ""           # tfds data_dir; empty: tfds' default
     config.input.tfds_image_key = "image"     # feature read as the image
     config.input.tfds_label_key = "label"     # feature read as the label ("segmentation_mask": pets)
-    # Dataset root holding <split>/<image_dir>/<name>.{png,jpg} and <split>/<label_dir>/<name>.png.
+    # Dataset root (fcnjax.data.image_folder): images/<name>.<ext> + masks/<name>.<png|tif>
+    # [+ splits/<split>.txt; none: all "train"], or <split>/image/ + <split>/label/ per split.
     config.input.data_dir = ""
     config.input.train_split = "train"
     config.input.eval_split = "val"
-    config.input.image_dir = "image"
-    config.input.label_dir = "label"
+    config.input.image_dir = ""               # image folder name; "": images/ or image/ (found)
+    config.input.label_dir = ""               # mask folder name; "": masks/, labels/, mask/, label/
     # Keep only these examples of the training / eval split: ids and ranges like "0-24" or
     # "25,26,27" matching the image names (folder file stems, the tfds "name" feature), or
     # indices for sources without names; empty: all. eval_ids applies to eval_split (also
@@ -111,6 +112,10 @@ def get_config() -> ml_collections.ConfigDict:
     # Eval batches of different-sized images are padded to their largest (label void) when
     # eval_size is empty; False: such a batch is an error.
     config.input.pad_batches = False
+    # Before training, survey a bounded sample of the training labels and stop on data that
+    # cannot train the model (one class, mostly void, a class never seen, stored values the
+    # label mapping drops): fcnjax.data.checks. False trains anyway.
+    config.input.check_data = True
     config.input.read_threads = 2             # grain threads reading ahead (per worker)
     config.input.workers = 0                  # grain worker processes decoding; 0: in this one
 

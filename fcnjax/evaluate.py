@@ -26,7 +26,7 @@ import jax
 import ml_collections
 from jax.sharding import Mesh
 
-from fcnjax import checkpoint, models, parallel, reporting, train, visualize
+from fcnjax import checkpoint, errors, models, parallel, reporting, train, visualize
 
 
 def restore_state(config: ml_collections.ConfigDict, path: str, mesh: Mesh | None = None
@@ -74,7 +74,7 @@ def report(config: ml_collections.ConfigDict, result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: ``--config``, ``--checkpoint`` (or ``--workdir``), ``--split``."""
-    from absl import app, flags, logging
+    from absl import flags, logging
     from ml_collections import config_flags
 
     config = config_flags.DEFINE_config_file("config", None, "the training config file",
@@ -87,17 +87,14 @@ def main(argv: list[str] | None = None) -> None:
 
     def run(args: list[str]) -> None:
         if len(args) > 1:
-            raise app.UsageError(f"unexpected arguments: {args[1:]}")
+            raise errors.ConfigError(f"unexpected arguments: {args[1:]}")
         if not (path.value or workdir.value):
-            raise app.UsageError("give --checkpoint (a workdir or checkpoint folder)")
+            raise errors.ConfigError("give --checkpoint (a workdir or checkpoint folder)")
         parallel.initialize(auto=config.value.mesh.cluster_detect)  # multi-host; else no-op
         if not flags.FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)
         where = path.value or workdir.value
-        try:
-            result = evaluate_checkpoint(config.value, where, split.value)
-        except (FileNotFoundError, checkpoint.CheckpointMismatch) as e:
-            raise SystemExit(f"fcnjax.evaluate: error: {e}") from e
+        result = evaluate_checkpoint(config.value, where, split.value)
         if not parallel.is_main_process():
             return
         print(report(config.value, result))
@@ -109,8 +106,14 @@ def main(argv: list[str] | None = None) -> None:
             print(f"wrote {out}")
         except OSError as e:
             print(f"could not write {out}: {e.strerror or e}")
+        try:
+            for picture in reporting.write_class_pictures(os.path.splitext(out)[0], result,
+                                                          config.value.eval.classes):
+                print(f"wrote {picture}")
+        except OSError as e:
+            print(f"could not write the pictures beside {out}: {e.strerror or e}")
 
-    app.run(run, argv=argv)
+    errors.run_app("fcnjax.evaluate", run, argv, config)
 
 
 if __name__ == "__main__":

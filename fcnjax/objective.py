@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from tqdm import tqdm
 
 from fcnjax import losses, metrics, parallel
+from fcnjax.errors import ConfigError
 from fcnjax.models import layers
 
 if TYPE_CHECKING:
@@ -50,9 +51,9 @@ def heads(logits: Mapping[str, jax.Array], batch: Batch) -> tuple[str, dict[str,
     others = {h: f"{h}_label" for h in logits if f"{h}_label" in batch}
     main = sorted(set(logits) - set(others))
     if len(main) != 1:
-        raise ValueError(f"the model's heads {sorted(logits)} need labels: one head is scored "
-                         f"against 'label', each other head h against 'h_label' "
-                         f"(config.input.extra_labels); the batch has {sorted(batch)}")
+        raise ConfigError(f"the model's heads {sorted(logits)} need labels: one head is scored "
+                          f"against 'label', each other head h against 'h_label' "
+                          f"(config.input.extra_labels); the batch has {sorted(batch)}")
     return main[0], others
 
 
@@ -124,15 +125,15 @@ def loss_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
     weights = cfg.class_weights
     if isinstance(weights, str):
         if weights not in CLASS_WEIGHTS:
-            raise ValueError(f"unknown config.loss.class_weights {weights!r}: give a tuple of "
-                             f"weights or one of {CLASS_WEIGHTS}")
+            raise ConfigError(f"unknown config.loss.class_weights {weights!r}: give a tuple of "
+                              f"weights or one of {CLASS_WEIGHTS}")
         weights = ()
     weights, keep_prob = tuple(float(w) for w in weights), float(cfg.keep_prob)
     if weights and len(weights) != num_classes:
-        raise ValueError(f"config.loss.class_weights has {len(weights)} values for "
-                         f"{num_classes} classes (config.model.num_classes)")
+        raise ConfigError(f"config.loss.class_weights has {len(weights)} values for "
+                          f"{num_classes} classes (config.model.num_classes)")
     if not 0.0 < keep_prob <= 1.0:
-        raise ValueError(f"config.loss.keep_prob must be in (0, 1], got {keep_prob}")
+        raise ConfigError(f"config.loss.keep_prob must be in (0, 1], got {keep_prob}")
     return {"reduction": cfg.reduction, "ignore_label": cfg.ignore_label,
             "class_weights": weights, "keep_prob": keep_prob}
 

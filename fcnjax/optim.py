@@ -19,6 +19,8 @@ from typing import Any, Mapping
 import jax
 import optax
 
+from fcnjax.errors import ConfigError
+
 GROUPS = ("weight", "bias", "frozen")
 SCHEDULES = ("constant", "cosine", "poly")
 
@@ -64,7 +66,7 @@ def learning_rate_schedule(config: Mapping[str, Any], steps: int,
     rate = config["learning_rate"] * multiplier
     schedule, warmup = config["schedule"], int(config["warmup_steps"])
     if warmup < 0:
-        raise ValueError(f"optim.warmup_steps must be >= 0, got {warmup}")
+        raise ConfigError(f"optim.warmup_steps must be >= 0, got {warmup}")
     rest = max(steps - warmup, 1)
     if schedule == "constant":
         main = optax.constant_schedule(rate)
@@ -73,8 +75,8 @@ def learning_rate_schedule(config: Mapping[str, Any], steps: int,
     elif schedule == "poly":
         main = optax.polynomial_schedule(rate, 0.0, 0.9, rest)
     else:
-        raise ValueError(f"unknown learning-rate schedule {schedule!r}; "
-                         f"choose one of {SCHEDULES}")
+        raise ConfigError(f"unknown learning-rate schedule {schedule!r}; "
+                          f"choose one of {SCHEDULES}")
     if not warmup:
         return main
     return optax.join_schedules([optax.linear_schedule(0.0, rate, warmup), main], [warmup])
@@ -98,7 +100,7 @@ def make_optimizer(config: Mapping[str, Any], steps: int) -> optax.GradientTrans
     """
     accumulate = int(config["accumulate"])
     if accumulate < 1:
-        raise ValueError(f"optim.accumulate must be >= 1, got {accumulate}")
+        raise ConfigError(f"optim.accumulate must be >= 1, got {accumulate}")
     updates = max(steps // accumulate, 1)
     tx = optax.multi_transform(
         {"weight": sgd(config, updates),

@@ -33,6 +33,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from fcnjax.data import transforms
+from fcnjax.errors import ConfigError
 
 DATA = "data"
 """Name of the mesh axis the batch is split along."""
@@ -83,11 +84,11 @@ def make_mesh(data: int = -1, devices: list[Any] | None = None) -> Mesh:
     if data == -1:
         data = len(devices)
     if not 1 <= data <= len(devices):
-        raise ValueError(f"config.mesh.data = {data}: expected -1 or 1..{len(devices)} "
-                         "(the devices present)")
+        raise ConfigError(f"config.mesh.data = {data}: expected -1 or 1..{len(devices)} "
+                          "(the devices present)")
     if data != len(devices) and jax.process_count() > 1:
-        raise ValueError(f"config.mesh.data = {data} in a {jax.process_count()}-process run: "
-                         f"the mesh must hold all {len(devices)} devices (set -1)")
+        raise ConfigError(f"config.mesh.data = {data} in a {jax.process_count()}-process run: "
+                          f"the mesh must hold all {len(devices)} devices (set -1)")
     return Mesh(np.array(devices[:data]), (DATA,))
 
 
@@ -159,8 +160,8 @@ def check_batch(batch_size: int, mesh: Mesh) -> int:
     devices of the mesh cannot share it evenly."""
     devices = mesh.shape[DATA]
     if batch_size % devices:
-        raise ValueError(f"global batch size {batch_size} is not a multiple of the "
-                         f"{devices} devices of the mesh")
+        raise ConfigError(f"global batch size {batch_size} is not a multiple of the "
+                          f"{devices} devices of the mesh")
     return batch_size // jax.process_count()
 
 

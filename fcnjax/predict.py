@@ -30,7 +30,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from fcnjax import checkpoint, evaluate, visualize
+from fcnjax import checkpoint, errors, evaluate, visualize
 from fcnjax.data import transforms
 from fcnjax.data.image_folder import natural_key, read_image
 
@@ -60,7 +60,11 @@ def image_paths(inputs: Iterable[str]) -> list[str]:
 
 def load_image(path: str, config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 (H, W, 3) RGB for display, float32 (H, W, C) network input) of ``path``."""
-    pixels = read_image(path, config.image_mode)
+    try:
+        pixels = read_image(path, config.image_mode)
+    except (OSError, ValueError) as error:
+        raise errors.DataError(f"cannot read {path} as an image ({error}); give image files "
+                               f"({', '.join(IMAGE_EXTENSIONS)}) or folders of them") from None
     image = transforms.normalize({"image": pixels}, config.mean, config.scale, config.bgr)
     display = np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 else pixels[..., :3]
     return np.ascontiguousarray(display), image["image"]
@@ -109,8 +113,8 @@ def model_forward(config: ml_collections.ConfigDict, state: Any) -> Forward:
         return lambda image: tiling.predict_tiled(run, image, plan,
                                                   batch_size=config.eval.batch_size)
     if cfg.name == "nyud_late_fusion":
-        raise ValueError("nyud_late_fusion needs two inputs (color and HHA images); "
-                         "predict reads one image per file")
+        raise errors.ConfigError("nyud_late_fusion needs two inputs (color and HHA images); "
+                                 "predict reads one image per file")
     return lambda image: run(image[None])[0]
 
 
@@ -127,7 +131,7 @@ def predict_files(config: ml_collections.ConfigDict, forward: Forward, paths: li
     os.makedirs(output, exist_ok=True)
     num_classes = config.model.num_classes
     if num_classes > 256:
-        raise ValueError(f"palette PNGs hold at most 256 classes, not {num_classes}")
+        raise errors.ConfigError(f"palette PNGs hold at most 256 classes, not {num_classes}")
     colors = visualize.class_colors(config.eval.classes, num_classes)
     written = []
     for path in paths:
@@ -136,7 +140,8 @@ def predict_files(config: ml_collections.ConfigDict, forward: Forward, paths: li
         stem = os.path.join(output, os.path.splitext(os.path.basename(path))[0])
         palette_png(prediction, colors).save(stem + ".png")
         mask = visualize.colorize(prediction, num_classes, colors)
-        Image.fromarray(visualize.overlay(display, mask)).save(stem + "_overlay.png")
+        Image.fromarray(visualize.overlay_with_legend(display, mask, visualize.class_names(
+            config.eval.classes, num_classes), colors)).save(stem + "_overlay.png")
         written += [stem + ".png", stem + "_overlay.png"]
     return written
 
@@ -153,7 +158,7 @@ def predict(config: ml_collections.ConfigDict, checkpoint_path: str, inputs: lis
 def main(argv: list[str] | None = None) -> None:
     """Command line: ``--config``, ``--checkpoint``, ``--output``, ``--tta``, then images
     or folders."""
-    from absl import app, flags, logging
+    from absl import flags, logging
     from ml_collections import config_flags
 
     config = config_flags.DEFINE_config_file("config", None, "the training config file",
@@ -168,18 +173,15 @@ def main(argv: list[str] | None = None) -> None:
 
     def run(args: list[str]) -> None:
         if len(args) < 2:
-            raise app.UsageError("name image files or folders to segment")
+            raise errors.ConfigError("name image files or folders to segment")
         if not flags.FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)
-        try:
-            out = output.value or os.path.join(
-                os.path.dirname(checkpoint.locate(path.value)[0]), "predict")
-            written = predict(config.value, path.value, args[1:], out, tta.value)
-        except (FileNotFoundError, ValueError) as e:
-            raise SystemExit(f"fcnjax.predict: error: {e}") from e
+        out = output.value or os.path.join(
+            os.path.dirname(checkpoint.locate(path.value)[0]), "predict")
+        written = predict(config.value, path.value, args[1:], out, tta.value)
         print(f"wrote {len(written) // 2} masks and overlays to {out}")
 
-    app.run(run, argv=argv)
+    errors.run_app("fcnjax.predict", run, argv, config)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,11 @@ Everything lands in the workdir:
   ``class_iu`` and ``class_dice`` (lists by class id, null where undefined), train records
   ``objective`` (the minimised loss, sum or mean), ``steps_per_second`` and ``images_per_second``.
 - ``tensorboard/``: event files with every scalar as ``<mode>/<key>`` and the prediction grids.
-- ``learning_curve.png``: loss and scores against step; ``predictions_<step>.png``: grids.
+- ``learning_curve.png``: loss and scores against step; ``predictions_<step>.png``: grids
+  (image | truth | prediction per example, with a class-colour legend).
+
+``fcnjax.evaluate`` adds ``eval_<split>_<step>_class_iou.png`` and ``..._confusion.png``
+(:func:`write_class_pictures`) beside its JSON.
 """
 
 from __future__ import annotations
@@ -94,14 +98,37 @@ def read_metrics(workdir: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def write_predictions(workdir: str, step: int, drawn: Mapping[str, np.ndarray],
+def write_predictions(workdir: str, step: int, drawn: Mapping[str, Sequence[np.ndarray]],
                       num_classes: int, bgr: bool, classes: str = "voc") -> np.ndarray:
-    """Save image | label | prediction rows as ``<workdir>/predictions_<step>.png``."""
+    """Save image | truth | prediction rows as ``<workdir>/predictions_<step>.png``; return
+    the uint8 grid.
+
+    drawn: lists (or stacked arrays) of "image", "label" and "prediction", one per example,
+    each at its own size (``train.evaluate``); classes: the class set's colours and names.
+    """
     grid = visualize.comparison_grid(drawn["image"], drawn["label"], drawn["prediction"],
                                      num_classes, bgr=bgr,
-                                     colors=visualize.class_colors(classes, num_classes))
+                                     colors=visualize.class_colors(classes, num_classes),
+                                     names=visualize.class_names(classes, num_classes))
     Image.fromarray(grid).save(os.path.join(workdir, f"predictions_{step:06d}.png"))
     return grid
+
+
+def write_class_pictures(stem: str, summary: Mapping[str, Any], classes: str) -> list[str]:
+    """Save ``<stem>_class_iou.png`` (per-class IoU bars) and ``<stem>_confusion.png``
+    (row-normalised confusion heatmap) of an evaluation summary with ``class_iu`` and
+    ``confusion`` (rows truth); return their paths. classes: the class set's names."""
+    num_classes = len(summary["class_iu"])
+    names = visualize.class_names(classes, num_classes)
+    pictures = {
+        "class_iou": visualize.class_iou_chart(
+            summary["class_iu"], names, visualize.class_colors(classes, num_classes)),
+        "confusion": visualize.confusion_heatmap(summary["confusion"], names)}
+    paths = []
+    for suffix, picture in pictures.items():
+        paths.append(f"{stem}_{suffix}.png")
+        Image.fromarray(picture).save(paths[-1])
+    return paths
 
 
 def format_scores(record: Mapping[str, Any]) -> str:

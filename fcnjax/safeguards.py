@@ -1,6 +1,7 @@
-"""What stops a training run before it loses anything: an unwritable workdir, a NaN loss.
+"""What stops a training run before it loses anything: a config that cannot work, an
+unwritable workdir, a NaN loss.
 
-:mod:`fcnjax.train` runs both; its command line turns them into one-line errors. Every
+:mod:`fcnjax.train` runs them; its command line turns them into one-line errors. Every
 process of a multi-process run checks for itself (the losses and parameters it reads are
 replicated), so all of them stop at the same step.
 """
@@ -16,6 +17,43 @@ import jax.numpy as jnp
 import numpy as np
 
 from fcnjax import checkpoint
+from fcnjax.errors import ConfigError
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def check_config(config: Any) -> None:
+    """ConfigError (one line, naming the field and the fix) for values a run cannot use:
+    sizes, steps, batches and cadences below 1, a malformed crop or canvas, an unknown
+    dtype, ``label_values`` of another length than the classes. Runs in milliseconds, before
+    any folder is made or anything compiles."""
+    def positive(name: str, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"config.{name} = {value!r}: it must be a whole number >= 1")
+
+    for name in ("train.steps", "train.batch_size", "train.log_every", "train.eval_every",
+                 "train.checkpoint_every", "train.max_to_keep", "eval.batch_size",
+                 "model.num_classes"):
+        section, field = name.split(".")
+        positive(name, config[section][field])
+    if config.eval.num_draw < 0:
+        raise ConfigError(f"config.eval.num_draw = {config.eval.num_draw}: it must be >= 0")
+    for name, size, empty in (("crop_size", config.input.crop_size, False),
+                              ("eval_size", config.input.eval_size, True)):
+        size = tuple(size)
+        if not (empty and size == ()) and (
+                len(size) != 2 or not all(isinstance(n, int) and n >= 1 for n in size)):
+            allowed = "() (whole images) or " if empty else ""
+            raise ConfigError(f"config.input.{name} = {size}: give {allowed}(height, width) "
+                              "in pixels, e.g. (224, 224)")
+    dtype = config.model.get("dtype", "float32")
+    if isinstance(dtype, str) and dtype not in DTYPES:
+        raise ConfigError(f"config.model.dtype = {dtype!r}: choose one of {DTYPES}")
+    values = tuple(config.input.label_values)
+    if values and len(values) != config.model.num_classes:
+        raise ConfigError(f"config.input.label_values = {values} names {len(values)} classes "
+                          f"but config.model.num_classes = {config.model.num_classes}: give "
+                          "one stored value per class")
 
 
 class UnwritableWorkdir(OSError):

@@ -34,11 +34,11 @@ from flax.training import train_state
 from jax.sharding import Mesh
 from tqdm import tqdm
 
-from fcnjax import checkpoint, losses, metrics, models, optim, parallel, reporting, surgery
+from fcnjax import checkpoint, errors, losses, metrics, models, optim, parallel, reporting, surgery
 from fcnjax.objective import (center_crop, loss_options, main_logits,  # noqa: F401
                               model_inputs, score_batch, with_class_weights)
 from fcnjax.safeguards import (NonFiniteLoss, UnwritableWorkdir,  # noqa: F401 (re-exported)
-                               check_finite, prepare_workdir)
+                               check_config, check_finite, prepare_workdir)
 
 if TYPE_CHECKING:
     import ml_collections
@@ -339,15 +339,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     checkpoint.CheckpointMismatch (the workdir holds another model's checkpoints) and
     NonFiniteLoss (the loss became NaN; the last good checkpoint stays) before losing anything,
     and ValueError when ``config.train.batch_size`` (the global batch) is not a multiple of
-    the devices of the mesh (``config.mesh``).
+    the devices of the mesh (``config.mesh``). A config that cannot work (ConfigError), or
+    data that cannot train it (:mod:`fcnjax.data.checks`), is refused before the workdir
+    is made.
 
     Data parallel over ``config.mesh`` (:mod:`fcnjax.parallel`); every process of a
     multi-process run calls this, on a workdir all of them see. All of them step, evaluate
     and save checkpoints (orbax writes each from all together); process 0 alone writes
     metrics, TensorBoard events and images and prints.
     """
+    from fcnjax.data import checks  # grain and tfds: needed to train, not to import this
+
+    # a config or data that cannot work fails here, before any folder is made or compiled
+    check_config(config)
+    loss_options(config)
+    line = checks.check_data(config)
+    if line and parallel.is_main_process():
+        tqdm.write(line)
     prepare_workdir(workdir)
-    loss_options(config)  # a bad loss config fails before any compile
     config = with_class_weights(config)  # "median_frequency": counted once, here
     mesh = parallel.mesh_from_config(config.mesh)
     parallel.check_batch(config.train.batch_size, mesh)  # and so does a batch that won't split
@@ -379,10 +388,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 def main(argv: list[str] | None = None) -> None:
     """Command line: ``--config`` (a config file, fields overridable) and ``--workdir``.
 
-    A misspelt ``--config.x.y`` is refused (the config is locked); a NaN loss, an unwritable
-    workdir or another model's checkpoint end the run with a one-line error (exit status 1).
+    A user's mistake (a missing config file, a misspelt ``--config.x.y``, a config or data
+    that cannot work, an unwritable workdir, another model's checkpoint, a NaN loss) ends the
+    run with a one-line error and exit status 1 (:mod:`fcnjax.errors`; ``--debug`` shows the
+    traceback).
     """
-    from absl import app, flags, logging
+    from absl import flags, logging
     from ml_collections import config_flags
 
     config = config_flags.DEFINE_config_file("config", None, "training config file",
@@ -392,17 +403,14 @@ def main(argv: list[str] | None = None) -> None:
 
     def run(args: list[str]) -> None:
         if len(args) > 1:
-            raise app.UsageError(f"unexpected arguments: {args[1:]}")
+            raise errors.ConfigError(f"unexpected arguments: {args[1:]}")
         # multi-host: join the other processes before any JAX computation (no-op otherwise)
         parallel.initialize(auto=config.value.mesh.cluster_detect)
         if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO
             logging.set_verbosity(logging.WARNING)
-        try:
-            train_and_evaluate(config.value, workdir.value)
-        except (NonFiniteLoss, UnwritableWorkdir, checkpoint.CheckpointMismatch) as e:
-            raise SystemExit(f"fcnjax.train: error: {e}") from e
+        train_and_evaluate(config.value, workdir.value)
 
-    app.run(run, argv=argv)
+    errors.run_app("fcnjax.train", run, argv, config)
 
 
 if __name__ == "__main__":

@@ -41,18 +41,6 @@ def test_reporter_writes_json_lines_with_null_for_nan_and_tensorboard_events(tmp
     assert os.path.basename(path) == "learning_curve.png"
 
 
-def test_learning_curves_draw_loss_and_scores_panels():
-    records = [{"step": s, "mode": "train", "loss": 1 / s, "mean_iu": s / 10}
-               for s in range(1, 6)]
-    records += [{"step": 5, "mode": "eval", "loss": 0.3, "mean_iu": 0.4, "pixel_acc": 0.8}]
-    image = visualize.learning_curves(records)
-    assert image.dtype == np.uint8 and image.shape == (300, 840, 3)
-    blue = np.all(image == visualize.CURVE_COLORS[0], axis=-1)
-    assert blue[:, :420].sum() > 100  # the train-loss line is drawn
-    empty = visualize.learning_curves([])
-    assert empty.shape == (300, 840, 3)
-
-
 def test_overlay_blends_image_and_mask():
     image = np.full((2, 2, 3), 200, np.uint8)
     mask = np.zeros((2, 2, 3), np.uint8)

@@ -62,9 +62,15 @@ def test_predict_files_writes_a_mask_and_overlay_per_image_at_its_own_size(tmp_p
     assert sorted(os.listdir(out)) == ["a.png", "a_overlay.png", "b.png", "b_overlay.png"]
     assert len(written) == 4
     with Image.open(out / "a.png") as mask, Image.open(out / "a_overlay.png") as over:
-        assert mask.size == over.size == (45, 37) and over.mode == "RGB"
+        assert mask.size == (45, 37) and over.mode == "RGB"
         pixels = np.asarray(Image.open(tmp_path / "a.png"))
         np.testing.assert_array_equal(np.asarray(mask), pixels > 127.5)
+        # the blend at the image's size, then a legend strip below (padded to its width)
+        assert over.size[0] == visualize.MIN_LEGEND_WIDTH and over.size[1] > 37
+        display = np.repeat(pixels[..., None], 3, axis=-1)
+        colors = visualize.class_colors(config.eval.classes, 2)
+        blend = visualize.overlay(display, visualize.colorize(np.asarray(mask), 2, colors))
+        np.testing.assert_array_equal(np.asarray(over)[:37, :45], blend)
 
 
 @pytest.mark.parametrize("padding", ["same", "valid"])

@@ -114,9 +114,10 @@ def test_training_writes_metrics_events_curves_and_grids(trained):
         else:
             assert r["images_per_second"] > 0
     assert set(final) == {"loss", "pixel_acc", "mean_acc", "mean_iu", "fw_iu", "mean_dice",
-                          "class_iu", "class_dice"}
+                          "class_iu", "class_dice", "confusion"}
     for name in ("predictions_000003.png", "learning_curve.png"):
-        assert os.path.isfile(os.path.join(workdir, name))
+        with Image.open(os.path.join(workdir, name)) as picture:
+            assert picture.mode == "RGB" and min(picture.size) > 200
     events = os.listdir(os.path.join(workdir, "tensorboard"))
     assert any(name.startswith("events.out.tfevents") for name in events)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
+from fcnjax.errors import ConfigError
+
 ID_LIST = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
 
 
@@ -23,13 +25,13 @@ def parse_ids(text: str) -> list[int]:
     if not text:
         return []
     if not ID_LIST.match(text):
-        raise ValueError(f"bad id list {text!r}: write ids and ranges like \"0-24\" or "
-                         "\"1,3,5-6\"")
+        raise ConfigError(f"bad id list {text!r}: write ids and ranges like \"0-24\" or "
+                          "\"1,3,5-6\"")
     ids = []
     for part in text.split(","):
         lo, _, hi = part.partition("-")
         if int(hi or lo) < int(lo):
-            raise ValueError(f"bad id range {part!r} in {text!r}: it runs backwards")
+            raise ConfigError(f"bad id range {part!r} in {text!r}: it runs backwards")
         ids.extend(range(int(lo), int(hi or lo) + 1))
     return ids
 
@@ -74,6 +76,6 @@ def select(source: Any, text: str, what: str = "ids") -> Any:
         shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
         have = f"names {shown}"
     if missing:
-        raise ValueError(f"{what} {text!r} names {len(missing)} example(s) that {source!r} "
-                         f"lacks: {', '.join(map(str, missing))} (it has {have})")
+        raise ConfigError(f"{what} {text!r} names {len(missing)} example(s) that {source!r} "
+                          f"lacks: {', '.join(map(str, missing))} (it has {have})")
     return Subset(source, indices)

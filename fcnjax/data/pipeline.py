@@ -9,9 +9,10 @@ Training batches are fixed-size random crops (``config.input.crop_size``; smalle
 padded, label void) drawn from a seeded shuffle, reshuffled every epoch. Batch ``s`` is a pure
 function of the seed and ``s``, so a restarted run continues with exactly the batches it
 would have seen (``start_step``). Evaluation batches are whole images in file order,
-optionally padded to a fixed canvas (``config.input.eval_size``, label void) so that every
-batch has one shape. With ``config.input.mirror_pad`` = p every image is first extended by p
-mirrored pixels on each side (label void): U-Net's overlap-tile context for valid convs.
+each at its own size (a batch of mixed sizes is split by size), or padded to a fixed canvas
+(``config.input.eval_size``, label void) so that every batch has one shape. With
+``config.input.mirror_pad`` = p every image is first extended by p mirrored pixels on each
+side (label void): U-Net's overlap-tile context for valid convs.
 
 Training augmentation, each a config option and off by default: ``scale_range`` (random
 resize), ``jitter`` (photometric), the crop, then ``flip``, or U-Net's elastic deformation,
@@ -20,7 +21,8 @@ rotation, shift, mirrors and grey values (``elastic_std``, ``max_rotation``, ``m
 keep only the examples they name (:mod:`fcnjax.data.ids`). With several processes
 (multi-host) each trains on its own shard of the shuffled examples (``jax.process_index()``
 of ``jax.process_count()``); ``workers`` > 0 decodes and augments in that many processes.
-With ``pad_batches`` a batch of different-sized images is padded to its largest (label void).
+Eval batches of different-sized images are split by size, or with ``pad_batches`` padded
+to their largest (label void).
 
 Every batch is ``{"image": float32 (B, H, W, C), "label": int32 (B, H, W)}``, label 255 void.
 Prepared tfds datasets with more features can give more (:func:`extra_keys`):
@@ -37,6 +39,7 @@ counts of the (selected) training split.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -48,6 +51,7 @@ import numpy as np
 from fcnjax import weight_map
 from fcnjax.data import elastic, ids, transforms
 from fcnjax.data.image_folder import ImageFolder
+from fcnjax.errors import ConfigError, DataError
 from fcnjax.losses import IGNORE_LABEL, median_frequency_weights
 
 Batch = dict[str, np.ndarray]
@@ -67,17 +71,17 @@ class TfdsSource:
                  label_key: str = "label", extra_keys: Sequence[str] = ()):
         name = builder.info.full_name
         if split not in builder.info.splits:
-            raise ValueError(f"{name} has no split {split!r}; it has {list(builder.info.splits)}")
+            raise ConfigError(f"{name} has no split {split!r}; it has {list(builder.info.splits)}")
         features = builder.info.features
         for key in (image_key, label_key, *extra_keys):
             if key not in features:
-                raise ValueError(f"{name} has no feature {key!r} (set config.input.tfds_"
-                                 "image_key / tfds_label_key / depth_key / extra_inputs / "
-                                 f"extra_labels); it has {list(features)}")
+                raise ConfigError(f"{name} has no feature {key!r} (set config.input.tfds_"
+                                  "image_key / tfds_label_key / depth_key / extra_inputs / "
+                                  f"extra_labels); it has {list(features)}")
         self.source = builder.as_data_source(split=split)
         if len(self.source) == 0:
-            raise ValueError(f"split {split!r} of {name} in {builder.data_dir} is empty; "
-                             "prepare the dataset again from a complete copy")
+            raise DataError(f"split {split!r} of {name} in {builder.data_dir} is empty; "
+                            "prepare the dataset again from a complete copy")
         self.name, self.split = name, split
         self.image_key, self.label_key = image_key, label_key
         self.extra_keys = tuple(extra_keys)
@@ -95,6 +99,18 @@ class TfdsSource:
         skip = {k: tfds.decode.SkipDecoding() for k in features if k != "name"}
         source = self.builder.as_data_source(split=self.split, decoders=skip)
         return [as_text(source[i]["name"]) for i in range(len(source))]
+
+    @property
+    def labels(self) -> DatasetLabels | None:
+        """What the label feature stores, from the dataset's metadata (fcnjax's builders
+        write it); None for datasets without (catalog ones such as oxford_iiit_pet)."""
+        metadata = self.builder.info.metadata or {}
+        if self.label_key != "label" or "classes" not in metadata:
+            return None
+        classes = tuple(metadata["classes"])
+        stored = tuple(metadata.get("stored_values") or range(len(classes)))
+        return DatasetLabels(self.name, classes, int(metadata.get("void", IGNORE_LABEL)),
+                             tuple(int(v) for v in stored))
 
     @classmethod
     def prepared(cls, name: str, split: str, data_dir: str | None = None,
@@ -126,6 +142,68 @@ class TfdsSource:
         return f"TfdsSource({self.name}, {self.split}: {len(self)} examples)"
 
 
+@dataclasses.dataclass(frozen=True)
+class DatasetLabels:
+    """The label semantics a prepared dataset carries: its label feature holds class ids
+    0 .. len(classes) - 1 and ``void``; ``stored_values`` are the classes' values in the files
+    it was prepared from (the raw encoding a config's ``label_values`` may repeat)."""
+
+    dataset: str
+    classes: tuple[str, ...]
+    void: int
+    stored_values: tuple[int, ...]
+
+    def describe(self) -> str:
+        """"class ids 0 (membrane), 1 (cell), void 255"."""
+        ids = ", ".join(f"{i} ({name})" for i, name in enumerate(self.classes[:12]))
+        more = f", ... {len(self.classes) - 1}" if len(self.classes) > 12 else ""
+        return f"class ids {ids}{more}, void {self.void}"
+
+
+def dataset_labels(source: Any) -> DatasetLabels | None:
+    """The label semantics ``source`` (or the source of an ids subset) carries, or None."""
+    inner = source.source if isinstance(source, ids.Subset) else source
+    return inner.labels if isinstance(inner, TfdsSource) else None
+
+
+def label_values(config: Mapping[str, Any], source: Any) -> tuple[int, ...]:
+    """The label mapping to apply to ``source``'s labels: ``config["label_values"]`` for a
+    raw folder; none for a dataset that carries its classes (its labels are class ids).
+
+    ConfigError when the config's mapping contradicts the dataset's: it may be empty, the
+    identity, or the raw encoding the dataset was prepared from (which then is not applied
+    twice); anything else would turn classes into void or into other classes.
+    """
+    values = tuple(config["label_values"])
+    labels = dataset_labels(source)
+    if labels is None or not values:
+        return values if labels is None else ()
+    if values in (tuple(range(len(labels.classes))), labels.stored_values):
+        return ()
+    raise ConfigError(
+        f"config.input.label_values = {values} contradicts the prepared dataset "
+        f"{labels.dataset}, which stores {labels.describe()} (prepared from files storing "
+        f"{list(labels.stored_values)}): remove it, --config.input.label_values='()'; a "
+        "prepared dataset carries its own labels")
+
+
+def check_num_classes(source: Any, num_classes: int) -> None:
+    """ConfigError when a dataset that carries its classes has another number of them."""
+    labels = dataset_labels(source)
+    if labels is not None and len(labels.classes) != num_classes:
+        raise ConfigError(
+            f"config.model.num_classes = {num_classes} but the prepared dataset "
+            f"{labels.dataset} has {len(labels.classes)} classes "
+            f"({', '.join(labels.classes[:12])}{', ...' if len(labels.classes) > 12 else ''})"
+            f": set --config.model.num_classes={len(labels.classes)}")
+
+
+def with_labels(config: Mapping[str, Any], source: Any) -> dict[str, Any]:
+    """``config`` as a dict whose ``label_values`` is what ``source`` needs (see
+    :func:`label_values`)."""
+    return {**config, "label_values": label_values(config, source)}
+
+
 def as_text(value: Any) -> str:
     """A tfds Text feature as str (data sources give bytes)."""
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -146,22 +224,22 @@ def make_source(config: Mapping[str, Any], split: str,
 def open_source(config: Mapping[str, Any], split: str) -> ImageFolder | TfdsSource:
     """Every example of ``split`` (see ``make_source``)."""
     if config["source"] not in SOURCES:
-        raise ValueError(f"unknown input source {config['source']!r}; choose one of {SOURCES}")
+        raise ConfigError(f"unknown input source {config['source']!r}; choose one of {SOURCES}")
     if config["source"] == "tfds":
         if not config["tfds_name"]:
-            raise ValueError("config.input.tfds_name is empty: name the prepared dataset, "
-                             "e.g. --config.input.tfds_name=camvid")
+            raise ConfigError("config.input.tfds_name is empty: name the prepared dataset, "
+                              "e.g. --config.input.tfds_name=camvid")
         return TfdsSource.prepared(config["tfds_name"], split, config["tfds_data_dir"],
                                    image_key=config["tfds_image_key"],
                                    label_key=config["tfds_label_key"],
                                    extra_keys=extra_keys(config))
     if extra_keys(config):
-        raise ValueError(f"config.input names features {extra_keys(config)} (depth_key, "
-                         "extra_inputs, extra_labels): only the \"tfds\" source has them")
+        raise ConfigError(f"config.input names features {extra_keys(config)} (depth_key, "
+                          "extra_inputs, extra_labels): only the \"tfds\" source has them")
     if not config["data_dir"]:
-        raise ValueError("config.input.data_dir is empty: set it to the dataset folder "
-                         "(holding <split>/image and <split>/label), e.g. "
-                         "--config.input.data_dir=/data/isbi2012")
+        raise ConfigError("config.input.data_dir is empty: set it to the dataset folder "
+                          "(images/ + masks/ [+ splits/<split>.txt], or <split>/image + "
+                          "<split>/label), e.g. --config.input.data_dir=/data/isbi2012")
     return ImageFolder(config["data_dir"], split, image_dir=config["image_dir"],
                        label_dir=config["label_dir"], image_mode=config["image_mode"])
 
@@ -172,14 +250,14 @@ def extra_keys(config: Mapping[str, Any]) -> tuple[str, ...]:
     labels = tuple(config["extra_labels"])
     for key in labels:
         if not transforms.is_label(key):
-            raise ValueError(f"config.input.extra_labels: {key!r} must end in '_label'")
+            raise ConfigError(f"config.input.extra_labels: {key!r} must end in '_label'")
     inputs = tuple(config["extra_inputs"])
     if len(config["extra_means"]) != len(inputs):
-        raise ValueError(f"config.input.extra_means has {len(config['extra_means'])} means "
-                         f"for the {len(inputs)} extra_inputs {inputs}")
+        raise ConfigError(f"config.input.extra_means has {len(config['extra_means'])} means "
+                          f"for the {len(inputs)} extra_inputs {inputs}")
     for key in inputs + ((config["depth_key"],) if config["depth_key"] else ()):
         if transforms.is_label(key) or key in ("image", "label", "weight"):
-            raise ValueError(f"config.input: {key!r} cannot be an extra input")
+            raise ConfigError(f"config.input: {key!r} cannot be an extra input")
     return ((config["depth_key"],) if config["depth_key"] else ()) + inputs + labels
 
 
@@ -192,9 +270,13 @@ def add_depth(example: transforms.Example, key: str, mean: float) -> transforms.
     return {**example, "image": np.concatenate([example["image"], depth], axis=-1)}
 
 
-def num_label_classes(config: Mapping[str, Any]) -> int:
-    """Classes a label can hold: ``len(label_values)``, or every id below void (255) when
-    the labels already hold class ids."""
+def num_label_classes(config: Mapping[str, Any], source: Any = None) -> int:
+    """Classes a label can hold: those of a dataset that carries its classes, else
+    ``len(label_values)``, or every id below void (255) when the labels already hold class
+    ids."""
+    labels = dataset_labels(source)
+    if labels is not None:
+        return len(labels.classes)
     return len(config["label_values"]) or IGNORE_LABEL
 
 
@@ -202,18 +284,18 @@ def class_weights(config: Mapping[str, Any], source: Any) -> np.ndarray | None:
     """w_c of the border weight map (float32, one per class), or None without
     ``border_weights``: median frequency of ``source``'s labels, or 1 (``class_balance``)."""
     if config["class_balance"] not in CLASS_BALANCES:
-        raise ValueError(f"unknown config.input.class_balance {config['class_balance']!r}; "
-                         f"choose one of {CLASS_BALANCES}")
+        raise ConfigError(f"unknown config.input.class_balance {config['class_balance']!r}; "
+                          f"choose one of {CLASS_BALANCES}")
     if not config["border_weights"]:
         if config["class_balance"]:
-            raise ValueError("config.input.class_balance sets the w_c of the border weight "
-                             "map: it needs border_weights = True (config.loss.class_weights "
-                             "weights the classes without one)")
+            raise ConfigError("config.input.class_balance sets the w_c of the border weight "
+                              "map: it needs border_weights = True (config.loss.class_weights "
+                              "weights the classes without one)")
         return None
     if config["border_sigma"] <= 0 or config["border_w0"] < 0:
-        raise ValueError("config.input.border_sigma must be > 0 and border_w0 >= 0, got "
-                         f"{config['border_sigma']} and {config['border_w0']}")
-    num_classes = num_label_classes(config)
+        raise ConfigError("config.input.border_sigma must be > 0 and border_w0 >= 0, got "
+                          f"{config['border_sigma']} and {config['border_w0']}")
+    num_classes = num_label_classes(config, source)
     if not config["class_balance"]:
         return np.ones(num_classes, np.float32)
     return median_frequency_weights(label_counts(config, source, num_classes))
@@ -227,8 +309,8 @@ def label_counts(config: Mapping[str, Any], source: Any, num_classes: int) -> np
         transforms.map_labels(source[i], table)["label"], num_classes)
         for i in range(len(source)))
     if not np.sum(counts):
-        raise ValueError(f"the training labels of {source!r} hold no class pixels: "
-                         "median_frequency class balance needs some")
+        raise DataError(f"the training labels of {source!r} hold no class pixels: "
+                        "median_frequency class balance needs some")
     return counts
 
 
@@ -236,7 +318,8 @@ def median_frequency(config: Mapping[str, Any], num_classes: int) -> np.ndarray:
     """Median-frequency weights (float32, one per class) of the training split's labels
     (``train_split``, ``train_ids``): the loss's ``class_weights = "median_frequency"``."""
     source = make_source(config, config["train_split"], "train_ids")
-    return median_frequency_weights(label_counts(config, source, num_classes))
+    return median_frequency_weights(label_counts(with_labels(config, source), source,
+                                                 num_classes))
 
 
 def add_border_weights(example: transforms.Example, weights: np.ndarray,
@@ -306,13 +389,13 @@ def check_elastic(config: Mapping[str, Any]) -> None:
     """ValueError for elastic settings ``elastic.augment`` would misread."""
     if min(config[k] for k in ("elastic_std", "max_rotation", "max_shift", "contrast",
                                "brightness")) < 0:
-        raise ValueError("config.input.elastic_std, max_rotation, max_shift, contrast and "
-                         "brightness must be >= 0")
+        raise ConfigError("config.input.elastic_std, max_rotation, max_shift, contrast and "
+                          "brightness must be >= 0")
     if config["elastic_grid"] < 2 and config["elastic_std"]:
-        raise ValueError(f"config.input.elastic_grid must be >= 2, got {config['elastic_grid']}")
+        raise ConfigError(f"config.input.elastic_grid must be >= 2, got {config['elastic_grid']}")
     if config["resample_order"] not in (1, 3):
-        raise ValueError("config.input.resample_order must be 1 (bilinear) or 3 (cubic), got "
-                         f"{config['resample_order']}")
+        raise ConfigError("config.input.resample_order must be 1 (bilinear) or 3 (cubic), got "
+                          f"{config['resample_order']}")
 
 
 def stack(examples: Sequence[transforms.Example], pad: bool = False) -> Batch:
@@ -346,13 +429,14 @@ def train_dataset(config: Mapping[str, Any], batch_size: int, seed: int,
     index, count = process_shard(shard)
     check_elastic(config)
     examples = make_source(config, config["train_split"], "train_ids")
+    config = with_labels(config, examples)
     weights = class_weights(config, examples)
     source = grain.MapDataset.source(examples)
     if count > 1:
         source = source[index::count]
         if len(source) == 0:
-            raise ValueError(f"shard {index} of {count} has no examples: fewer training "
-                             "examples than processes")
+            raise DataError(f"shard {index} of {count} has no examples: fewer training "
+                            "examples than processes")
     return (source
             .shuffle(seed=seed)
             .repeat()
@@ -382,19 +466,53 @@ def read_ahead(dataset: grain.MapDataset, config: Mapping[str, Any]) -> grain.It
     return dataset
 
 
+class EvalBatches:
+    """Re-iterable eval batches of whole images: ``batch_size`` examples at a time, in file
+    order, split into one batch per image size when they differ (each batch one shape: no
+    padding, every image scored at its own size; jit compiles once per size). With
+    ``pad`` (``config.input.pad_batches``) they are padded to the largest instead."""
+
+    def __init__(self, examples: grain.MapDataset, batch_size: int, pad: bool = False):
+        if batch_size < 1:
+            raise ConfigError(f"eval batch_size must be >= 1, got {batch_size}")
+        self.examples, self.batch_size, self.pad = examples, batch_size, pad
+
+    def __iter__(self) -> Iterator[Batch]:
+        for start in range(0, len(self.examples), self.batch_size):
+            group = [self.examples[i] for i in
+                     range(start, min(start + self.batch_size, len(self.examples)))]
+            yield from by_size(group, self.pad)
+
+    def __len__(self) -> int:
+        """Groups of ``batch_size`` examples (a group of mixed sizes gives several batches)."""
+        return -(-len(self.examples) // self.batch_size)
+
+
+def by_size(examples: Sequence[transforms.Example], pad: bool = False) -> list[Batch]:
+    """One stacked batch per distinct image size, in order of first appearance (``pad``:
+    one batch, padded to the largest)."""
+    if pad:
+        return [stack(examples, pad=True)]
+    groups: dict[tuple, list] = {}
+    for example in examples:
+        groups.setdefault(example["label"].shape, []).append(example)
+    return [stack(group) for group in groups.values()]
+
+
 def eval_dataset(config: Mapping[str, Any], split: str, batch_size: int,
-                 shard: tuple[int, int] = (0, 1)) -> grain.MapDataset:
+                 shard: tuple[int, int] = (0, 1)) -> EvalBatches:
     """Whole images of ``split`` in file order, padded to ``eval_size`` if it is set; only
-    those ``eval_ids`` names when ``split`` is ``eval_split``. No weight maps.
+    those ``eval_ids`` names when ``split`` is ``eval_split``. No weight maps. Images of
+    different sizes are scored each at its own size (see :class:`EvalBatches`).
 
     Unsharded by default (every process scores the whole split); ``shard`` = (index, count)
     keeps every count-th image from index on.
     """
     index, count = process_shard(shard)
     ids_key = "eval_ids" if split == config["eval_split"] else None
-    dataset = grain.MapDataset.source(make_source(config, split, ids_key))[index::count]
-    dataset = dataset.map(functools.partial(preprocess, config=config))
+    source = make_source(config, split, ids_key)
+    dataset = grain.MapDataset.source(source)[index::count]
+    dataset = dataset.map(functools.partial(preprocess, config=with_labels(config, source)))
     if config["eval_size"]:
         dataset = dataset.map(functools.partial(transforms.pad_to, size=config["eval_size"]))
-    return dataset.batch(batch_size, batch_fn=functools.partial(
-        stack, pad=config["pad_batches"]))
+    return EvalBatches(dataset, batch_size, pad=config["pad_batches"])

@@ -7,7 +7,8 @@
 
 Nothing downloads: ``manual_dir`` holds the dataset as distributed. tfds draws a progress bar
 per split; at the end each split's example count and any skipped files (``--skip_bad``) are
-printed.
+printed. A missing folder or a bad file is one line naming it (``--debug`` shows the
+traceback).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 
 import tensorflow_datasets as tfds
 
+from fcnjax import errors
 from fcnjax.data import builders
 from fcnjax.data.builders import folder
 
@@ -51,7 +53,14 @@ def make_builder(args: argparse.Namespace) -> tfds.core.DatasetBuilder:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = errors.debugging(argv)
+    with errors.one_line_errors("fcnjax.data.prepare", debug):
+        return prepare(parse(argv))
+
+
+def prepare(args: argparse.Namespace) -> int:
+    """Prepare the dataset ``args`` name; print its splits and any skipped files."""
     builder = make_builder(args)
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=args.manual_dir))

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from fcnjax.errors import ConfigError, DataError
 from fcnjax.losses import IGNORE_LABEL
 
 Example = dict[str, np.ndarray]
@@ -48,7 +49,7 @@ def label_table(values: Sequence[int], ignore: int = IGNORE_LABEL) -> np.ndarray
     if not values:
         return None
     if len(set(values)) != len(values) or min(values) < 0 or max(values) > 255:
-        raise ValueError(f"label_values must be distinct values in 0..255, got {tuple(values)}")
+        raise ConfigError(f"label_values must be distinct values in 0..255, got {tuple(values)}")
     table = np.full(256, ignore, np.int32)
     table[np.asarray(values)] = np.arange(len(values))
     return table
@@ -59,7 +60,7 @@ def map_labels(example: Example, table: np.ndarray | None) -> Example:
     label = example["label"]
     if table is not None:
         if label.dtype != np.uint8:
-            raise ValueError(f"label_values needs 8-bit labels, got {label.dtype}")
+            raise DataError(f"label_values needs 8-bit labels, got {label.dtype}")
         label = table[label]
     return {**example, "label": label.astype(np.int32)}
 
@@ -74,7 +75,7 @@ def normalize(example: Example, mean: Sequence[float], scale: float, bgr: bool,
     if bgr:
         image = image[..., ::-1]
     if len(mean) not in (1, image.shape[-1]):
-        raise ValueError(f"mean has {len(mean)} values for a {image.shape[-1]}-channel image")
+        raise ConfigError(f"mean has {len(mean)} values for a {image.shape[-1]}-channel image")
     image = (image - np.asarray(mean, np.float32)) * np.float32(scale)
     return {**example, key: image}
 
@@ -87,8 +88,8 @@ def pad_to(example: Example, size: Sequence[int], ignore: int = IGNORE_LABEL) ->
     """
     h, w = example["label"].shape
     if h > size[0] or w > size[1]:
-        raise ValueError(f"a {h}x{w} example does not fit the {size[0]}x{size[1]} canvas; "
-                         "enlarge the canvas (config.input.eval_size / crop_size)")
+        raise ConfigError(f"a {h}x{w} example does not fit the {size[0]}x{size[1]} canvas; "
+                          "enlarge the canvas (config.input.eval_size / crop_size)")
     if (h, w) == tuple(size):
         return example
     pad = ((0, size[0] - h), (0, size[1] - w))
@@ -112,7 +113,8 @@ def mirror_pad(example: Example, pad: int, ignore: int = IGNORE_LABEL) -> Exampl
         return example
     h, w = example["label"].shape
     if pad >= min(h, w):
-        raise ValueError(f"cannot mirror {pad} pixels of a {h}x{w} image (needs pad < {min(h, w)})")
+        raise ConfigError(f"cannot mirror {pad} pixels of a {h}x{w} image "
+                          f"(needs pad < {min(h, w)})")
     sides = ((pad, pad), (pad, pad))
 
     def extend(key: str, x: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping
 import flax.linen as nn
 import jax.numpy as jnp
 
+from fcnjax.errors import ConfigError
 from fcnjax.models.alexnet import alexnet
 from fcnjax.models.fcn import FCN, LateFusionFCN, MultiTaskFCN, plan_head
 from fcnjax.models.googlenet import googlenet
@@ -91,7 +92,7 @@ def build(config: Mapping[str, Any]) -> nn.Module:
     kwargs = dict(config)
     name = kwargs.pop("name")
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
+        raise ConfigError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
     if isinstance(kwargs.get("dtype"), str):
         kwargs["dtype"] = jnp.dtype(kwargs["dtype"])
     return MODELS[name](**kwargs)

@@ -113,3 +113,29 @@ def write_sift_flow(root, counts=(("trainval", 2), ("test", 1))):
             names.append(name)
         write_lines(names, root, split + ".txt")
     return root
+
+
+def write_user_folder(root, per_split=False, splits=(("train", 2), ("val", 1)), image=rgb,
+                      label=lambda n: mask([0, 1, 2, n]), image_ext=".png", mask_ext=".png"):
+    """A user's folder dataset (fcnjax.data.image_folder's layout), example n named str(n),
+    numbered across splits: images/ + masks/ + splits/<split>.txt, or (``per_split``)
+    <split>/image/ + <split>/label/."""
+    n = 0
+    for split, count in splits:
+        names = [str(n + i) for i in range(count)]
+        for name in names:
+            base = (root, split) if per_split else (root,)
+            save(image(int(name)), *base, "image" if per_split else "images", name + image_ext)
+            save(label(int(name)), *base, "label" if per_split else "masks", name + mask_ext)
+        if not per_split:
+            write_lines(names, root, "splits", split + ".txt")
+        n += count
+    return root
+
+
+def stack(pages, *parts):
+    """A multi-page TIFF of the PIL images ``pages``."""
+    path = os.path.join(*map(str, parts))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pages[0].save(path, save_all=True, append_images=list(pages[1:]))
+    return path

@@ -80,13 +80,17 @@ def test_train_batches_are_fixed_size_seeded_and_resumable(tmp_path):
     np.testing.assert_array_equal(resumed["image"], first[3]["image"])
 
 
-def test_eval_pads_to_canvas_or_explains_mixed_sizes(tmp_path):
-    write_folder(tmp_path, split="val", sizes=((8, 10), (6, 10)))
-    padded = pipeline.eval_dataset(input_config(tmp_path, eval_size=(8, 12)), "val", 2)[0]
-    assert padded["image"].shape == (2, 8, 12, 1)
-    assert (padded["label"][1, 6:] == 255).all() and (padded["label"][:, :, 10:] == 255).all()
-    with pytest.raises(ValueError, match="eval_size"):
-        pipeline.eval_dataset(input_config(tmp_path), "val", 2)[0]
+def test_eval_pads_to_canvas_or_scores_mixed_sizes_each_at_its_own(tmp_path):
+    write_folder(tmp_path, split="val", sizes=((8, 10), (6, 10), (8, 10)))
+    padded = list(pipeline.eval_dataset(input_config(tmp_path, eval_size=(8, 12)), "val", 2))
+    assert [b["image"].shape for b in padded] == [(2, 8, 12, 1), (1, 8, 12, 1)]
+    assert (padded[0]["label"][1, 6:] == 255).all()
+    assert (padded[0]["label"][:, :, 10:] == 255).all()
+    # no canvas: a batch of two sizes becomes one batch per size, in file order
+    whole = list(pipeline.eval_dataset(input_config(tmp_path), "val", 2))
+    assert [b["label"].shape for b in whole] == [(1, 8, 10), (1, 6, 10), (1, 8, 10)]
+    padded = list(pipeline.eval_dataset(input_config(tmp_path, pad_batches=True), "val", 2))
+    assert [b["label"].shape for b in padded] == [(2, 8, 10), (1, 8, 10)]
 
 
 def test_empty_data_dir_is_a_clear_error():

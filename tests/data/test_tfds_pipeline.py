@@ -16,7 +16,7 @@ def camvid(tmp_path, prepare):
         ("train", 4), ("val", 3), ("test", 1))))
     return input_config("", source="tfds", tfds_name="camvid", image_mode="RGB",
                         tfds_data_dir=str(tmp_path / "tfds"), bgr=False, mean=(0.0,), scale=1.0,
-                        crop_size=(H, W))
+                        label_values=(), crop_size=(H, W))
 
 
 def test_tfds_batches_have_the_batch_format(camvid):
@@ -49,7 +49,7 @@ def test_eval_pads_a_batch_of_mixed_sizes_with_void(camvid):
                                 {"image": np.ones((4, 2, 1)), "label": np.ones((4, 2), int)}])
     assert [e["label"].shape for e in big] == [(4, 3), (4, 3)]
     assert (big[0]["label"][2:] == 255).all() and (big[1]["label"][:, 2:] == 255).all()
-    assert dataset[0]["image"].shape == (2, H, W, 3) and len(dataset) == 2
+    assert next(iter(dataset))["image"].shape == (2, H, W, 3) and len(dataset) == 2
 
 
 def test_random_scale_resizes_image_and_keeps_label_values():

@@ -29,13 +29,16 @@ from etils import epath
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from fcnjax.data.image_folder import eight_bit, read_list  # noqa: F401  (common.read_list)
+from fcnjax.errors import DataError
+
 VOID = 255
 LABEL_MODES = ("L", "P", "I", "I;16", "1")
 # Formats whose bytes are stored as they are (tfds decodes them with PIL or OpenCV).
 STORED_FORMATS = ("PNG", "JPEG")
 
 
-class BadExample(ValueError):
+class BadExample(DataError):
     """A file that cannot become an example; the message names the file and the fix."""
 
 
@@ -48,21 +51,13 @@ def require_dir(path: str, what: str) -> str:
     return path
 
 
-def read_list(path: str) -> list[str]:
-    """Non-empty, stripped lines of a split list file; an empty list is an error."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"missing split list {path}")
-    with open(path) as f:
-        lines = [line.strip() for line in f if line.strip()]
-    if not lines:
-        raise ValueError(f"split list {path} is empty: it must name one example per line")
-    return lines
-
-
-def open_image(path: str) -> Image.Image:
-    """The fully decoded image at ``path``, or BadExample (corrupt, truncated, not an image)."""
+def open_image(path: str, page: int = 0) -> Image.Image:
+    """The fully decoded image (``page`` of a multi-page TIFF) at ``path``, or BadExample
+    (corrupt, truncated, not an image)."""
     try:
         image = Image.open(path)
+        if page:
+            image.seek(page)
         image.load()
     except FileNotFoundError:
         raise BadExample(f"{path} does not exist; restore the file or remove it from the "
@@ -75,7 +70,14 @@ def open_image(path: str) -> Image.Image:
 
 
 def image_feature(image: Image.Image, mode: str) -> bytes | Image.Image:
-    """What to store for ``image``: its own bytes if already PNG/JPEG in ``mode``, else PIL."""
+    """What to store for ``image``: its own bytes if already PNG/JPEG in ``mode``, else PIL.
+
+    16-/32-bit images raise BadExample (refused, not rescaled: see image_folder.eight_bit).
+    """
+    try:
+        eight_bit(image, image.filename)
+    except ValueError as error:
+        raise BadExample(str(error)) from None
     if image.mode == mode and image.format in STORED_FORMATS:
         with open(image.filename, "rb") as f:
             return f.read()
@@ -130,6 +132,10 @@ class SegmentationBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "First fcnjax release."}
     CLASSES: Sequence[str] = ()
+    # Mask value of each class in the files as distributed (class i: STORED_VALUES[i]);
+    # None: the files already hold class ids. Kept in the dataset's metadata, so a config
+    # naming the same raw encoding (config.input.label_values) is recognised as agreeing.
+    STORED_VALUES: Sequence[int] | None = None
     IMAGE_MODE = "RGB"
     HOMEPAGE = ""
     CITATION = ""
@@ -160,6 +166,13 @@ class SegmentationBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def stored_values(self) -> tuple[int, ...]:
+        """Mask value of each class in the files as distributed (``STORED_VALUES``)."""
+        if self.STORED_VALUES is None:
+            return tuple(range(self.num_classes))
+        return tuple(self.STORED_VALUES)
+
     def _features(self) -> dict:
         channels = len(self.IMAGE_MODE) if self.IMAGE_MODE != "L" else 1
         return {"image": tfds.features.Image(shape=(None, None, channels)),
@@ -172,7 +185,8 @@ class SegmentationBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
             features=tfds.features.FeaturesDict(self._features()),
             supervised_keys=("image", "label"), homepage=self.HOMEPAGE, citation=self.CITATION,
             disable_shuffling=True,  # examples stay in list / file order (predictions by name)
-            metadata=tfds.core.MetadataDict(classes=list(self.classes), void=VOID))
+            metadata=tfds.core.MetadataDict(classes=list(self.classes), void=VOID,
+                                            stored_values=list(self.stored_values)))
 
     def _generate_examples(self, items: Sequence[tuple], load: Callable[..., dict]
                            ) -> Iterator[tuple[str, dict]]:
@@ -193,16 +207,17 @@ class SegmentationBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=Tru
 
     def load_pair(self, name: str, image_path: str, label_path: str | None,
                   to_classes: Callable[[np.ndarray], np.ndarray] | None = None,
-                  label: np.ndarray | None = None) -> dict:
+                  label: np.ndarray | None = None, page: int = 0) -> dict:
         """The example of one image and its mask file, or ``label`` array, or neither (void).
 
         ``to_classes`` maps the stored mask values to class ids (VOID where unlabelled)
-        before they are checked against the classes.
+        before they are checked against the classes. ``page``: the page of multi-page TIFF
+        image and mask files to read.
         """
-        image = open_image(image_path)
+        image = open_image(image_path, page)
         source = label_path or image_path
         if label is None and label_path is not None:
-            label = label_array(open_image(label_path), label_path)
+            label = label_array(open_image(label_path, page), label_path)
         if label is None:
             label = np.full((image.height, image.width), VOID, np.int32)
         elif to_classes is not None:

@@ -26,6 +26,7 @@ class Isbi2012(common.SegmentationBuilder):
 
     name = "isbi2012"
     CLASSES = ("membrane", "cell")
+    STORED_VALUES = (0, CELL)
     IMAGE_MODE = "L"
     HOMEPAGE = "https://github.com/zhixuhao/unet"
     CITATION = ("Arganda-Carreras et al. Crowdsourcing the creation of image segmentation "

@@ -36,6 +36,7 @@ class NyudV2(common.SegmentationBuilder):
     BUILDER_CONFIGS = [tfds.core.BuilderConfig(name="rgbd_hha", description="with HHA"),
                        tfds.core.BuilderConfig(name="rgbd", description="color and depth")]
     CLASSES = CLASSES
+    STORED_VALUES = tuple(range(1, len(CLASSES) + 1))
     HOMEPAGE = "https://cs.nyu.edu/~silberman/datasets/nyu_depth_v2.html"
     CITATION = ("Gupta, Arbelaez, Malik. Perceptual organization and recognition of indoor "
                 "scenes from RGB-D images. CVPR, 2013.")

@@ -33,6 +33,7 @@ class SiftFlow(common.SegmentationBuilder):
     """SIFT Flow scene parsing: semantic ``label`` (33 classes) and ``geo_label`` (3)."""
 
     CLASSES = CLASSES
+    STORED_VALUES = tuple(range(1, len(CLASSES) + 1))
     HOMEPAGE = "http://people.csail.mit.edu/celiu/LabelTransfer/"
     CITATION = ("Liu, Yuen, Torralba. Nonparametric scene parsing: label transfer via dense "
                 "scene alignment. CVPR, 2009.")

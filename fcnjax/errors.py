@@ -1,0 +1,118 @@
+"""The user's mistakes, as exceptions the command lines print as one line.
+
+``ConfigError`` (a config value that cannot work) and ``DataError`` (data that cannot train or
+be scored as configured) are ValueErrors whose message names the problem and the fix.
+:func:`one_line_errors` turns them, and the other exceptions of ``USER_ERRORS``, into
+``<prog>: error: <message>`` and exit status 1 with no traceback; programming errors keep
+their traceback. ``--debug`` on a command line, or ``FCNJAX_DEBUG=1``, shows the traceback
+of user errors too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+from typing import Any, Callable, Iterator
+
+DEBUG_ENV = "FCNJAX_DEBUG"
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the field and the fix."""
+
+
+class DataError(ValueError):
+    """Data that cannot be trained on or scored as the config says; the message says why."""
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that are the user's mistake (missing files, bad config or data,
+    unusable checkpoints, a NaN loss), not fcnjax's."""
+    from fcnjax import checkpoint, safeguards
+
+    found = [ConfigError, DataError, FileNotFoundError, NotADirectoryError,
+             IsADirectoryError, PermissionError, safeguards.NonFiniteLoss,
+             safeguards.UnwritableWorkdir, checkpoint.CheckpointMismatch]
+    found += [getattr(checkpoint, name) for name in ("CorruptCheckpoint", "CheckpointSaveFailed")
+              if hasattr(checkpoint, name)]
+    return tuple(found)
+
+
+def debugging(argv: list[str] | None = None) -> bool:
+    """Whether tracebacks of user errors are wanted: ``--debug`` in ``argv`` (removed from
+    it) or ``FCNJAX_DEBUG`` set to anything but "", "0"."""
+    argv = sys.argv if argv is None else argv
+    wanted = "--debug" in argv
+    while "--debug" in argv:
+        argv.remove("--debug")
+    return wanted or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+@contextlib.contextmanager
+def one_line_errors(prog: str, debug: bool = False) -> Iterator[None]:
+    """Exit with ``<prog>: error: <message>`` (status 1) on a user error; re-raise with
+    ``debug``. Other exceptions pass through with their traceback."""
+    try:
+        yield
+    except user_errors() as error:
+        if debug:
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        if isinstance(error, OSError) and error.filename and error.filename not in message:
+            message = f"{message}: {error.filename}"
+        raise SystemExit(f"{prog}: error: {message}") from None
+
+
+def config_file_arg(argv: list[str]) -> str | None:
+    """The file of ``--config FILE`` / ``--config=FILE`` in ``argv`` (without a ``:arg``)."""
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1].split(":")[0]
+        if arg.startswith("--config="):
+            return arg[len("--config="):].split(":")[0]
+    return None
+
+
+def override_message(error: BaseException) -> str:
+    """ml_collections' message for a bad ``--config.x.y``, on one line: "the config has no
+    field 'stpes': did you mean "steps"?" for a misspelt key."""
+    text = " ".join(str(error).replace("\\n", " ").replace("\\'", "'").split())
+    misspelt = re.search(r"'(\w+)'\s*Did you mean \"(\w+)\"", text)
+    if misspelt:
+        return (f"the config has no field {misspelt.group(1)!r}: did you mean "
+                f"{misspelt.group(2)!r}?")
+    return text.strip("'\"")
+
+
+def run_app(prog: str, main: Callable[[list[str]], Any], argv: list[str] | None = None,
+            config: Any = None) -> None:
+    """``absl.app.run(main)`` with user errors as one line (see :func:`one_line_errors`):
+    a missing config file, a misspelt ``--config.x.y`` or an unknown flag too, which absl
+    and ml_collections report at parse time with tracebacks. ``config``: the FlagHolder of
+    ``config_flags.DEFINE_config_file``, loaded while parsing so its errors are caught here.
+    """
+    from absl import app, flags
+
+    argv = list(sys.argv if argv is None else argv)
+    debug = debugging(argv)
+
+    def parse(args: list[str]) -> list[str]:
+        path = config_file_arg(args)
+        if config is not None and path is not None and not os.path.isfile(path):
+            raise ConfigError(f"config file {path} does not exist: give --config a config "
+                              "file such as configs/sample.py")
+        try:
+            rest = flags.FLAGS(args)
+            if config is not None:
+                config.value  # noqa: B018  (loads the file: its errors surface here)
+        except flags.Error as error:
+            raise ConfigError(f"{error} (--helpfull lists the flags)") from error
+        except (AttributeError, KeyError, TypeError, ValueError, OSError,
+                SyntaxError) as error:
+            raise ConfigError(f"bad config override: {override_message(error)}") from error
+        return rest
+
+    with one_line_errors(prog, debug):
+        app.run(main, argv=argv, flags_parser=parse)
