@@ -2,7 +2,8 @@
 
 Everything lands in the workdir:
 
-- ``metrics.jsonl``: one JSON object per train log or evaluation, keys ``step``, ``mode``
+- ``metrics.jsonl``: one JSON object per train log or evaluation (one per step, mode and
+  split: a resumed run first drops the records past its checkpoint), keys ``step``, ``mode``
   ("train" or "eval"), ``loss`` (mean cross-entropy per labelled pixel), ``pixel_acc``,
   ``mean_acc``, ``mean_iu``, ``fw_iu``, ``mean_dice``; eval records add ``split``,
   ``class_iu`` and ``class_dice`` (lists by class id, null where undefined), train records
@@ -90,12 +91,56 @@ class Reporter:
 
 
 def read_metrics(workdir: str) -> list[dict[str, Any]]:
-    """Every record of ``<workdir>/metrics.jsonl`` (an empty list if there is none)."""
+    """Every record of ``<workdir>/metrics.jsonl`` (an empty list if there is none); a last
+    line cut short by a crash is left out."""
     path = os.path.join(workdir, METRICS_FILE)
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        lines = [line for line in f if line.strip()]
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(lines):
+                raise ValueError(f"{path}: line {number} is not JSON") from None
+    return records
+
+
+def record_key(record: Mapping[str, Any]) -> tuple:
+    """What makes a record unique in a run's history: (step, mode, split)."""
+    return record.get("step"), record.get("mode"), record.get("split")
+
+
+def torn_tail(path: str) -> bool:
+    """Whether the file at ``path`` ends in a line without its newline (a write cut short)."""
+    if not os.path.exists(path) or not os.path.getsize(path):
+        return False
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"
+
+
+def truncate_metrics(workdir: str, step: int) -> int:
+    """Rewrite ``metrics.jsonl`` as the history of a run resumed at ``step``: records of
+    later steps (written after the checkpoint a resume starts from, and written again by
+    it) and duplicates of a (step, mode, split) are dropped, the last one kept. Atomic;
+    returns the number of records dropped."""
+    records, path = read_metrics(workdir), os.path.join(workdir, METRICS_FILE)
+    torn = torn_tail(path)
+    kept: dict[tuple, dict[str, Any]] = {}
+    for record in records:
+        if record.get("step", 0) <= step:
+            kept.pop(record_key(record), None)
+            kept[record_key(record)] = record
+    dropped = len(records) - len(kept)
+    if dropped or torn:
+        with open(path + ".tmp", "w") as f:
+            f.writelines(json.dumps(r) + "\n"
+                         for r in sorted(kept.values(), key=lambda r: r.get("step", 0)))
+        os.replace(path + ".tmp", path)
+    return dropped
 
 
 def write_predictions(workdir: str, step: int, drawn: Mapping[str, Sequence[np.ndarray]],

@@ -374,8 +374,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     main_process = parallel.is_main_process()
     try:
         state = checkpoint.restore_latest(manager, state)  # onto the template's shardings
-        if state.step and main_process:
-            tqdm.write(f"resuming from the checkpoint of step {int(state.step)} in {workdir}")
+        if main_process:
+            dropped = reporting.truncate_metrics(workdir, int(state.step))
+            if state.step:
+                tqdm.write(f"resuming from the checkpoint of step {int(state.step)} in "
+                           f"{workdir}" + (f" ({dropped} later records dropped from "
+                                           "metrics.jsonl)" if dropped else ""))
         with reporting.Reporter(workdir) if main_process else contextlib.nullcontext() as out:
             return train_loop(config, state, (manager, best), dropout_key, out, mesh, sharding)
     finally:  # on a crash too: let started saves reach the disk

@@ -55,3 +55,25 @@ def test_class_names_and_colours_per_dataset():
     assert len(visualize.CLASS_SETS["voc"]) == 21
     assert len(visualize.CLASS_SETS["nyud40"]) == 40
     assert len(visualize.CLASS_SETS["siftflow"]) == 33
+
+
+def test_a_resume_keeps_one_record_per_step_mode_and_split(tmp_path):
+    """The history after kills and reruns: records past the resumed checkpoint (6) and
+    duplicates (eval at 3, 3, 6, 6) go, the last copy stays; a torn last line is ignored."""
+    lines = [{"step": s, "mode": m, "split": "val" if m == "eval" else None, "loss": s + i}
+             for i, (s, m) in enumerate([(3, "train"), (3, "eval"), (3, "eval"), (6, "train"),
+                                         (6, "eval"), (7, "train"), (6, "eval"), (9, "eval")])]
+    with open(tmp_path / "metrics.jsonl", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in lines)
+        f.write('{"step": 10, "mode": "tr')  # the process died mid-write
+    assert len(reporting.read_metrics(str(tmp_path))) == 8
+    assert reporting.truncate_metrics(str(tmp_path), 6) == 4
+    kept = reporting.read_metrics(str(tmp_path))
+    assert [(r["step"], r["mode"], r["loss"]) for r in kept] == [
+        (3, "train", 3), (3, "eval", 5), (6, "train", 9), (6, "eval", 12)]
+    assert reporting.truncate_metrics(str(tmp_path), 6) == 0
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 7, "mo')
+    assert reporting.truncate_metrics(str(tmp_path), 6) == 0  # the torn line goes, all else stays
+    assert reporting.read_metrics(str(tmp_path)) == kept
+    assert open(tmp_path / "metrics.jsonl").read().endswith("\n")

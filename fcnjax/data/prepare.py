@@ -14,6 +14,7 @@ traceback).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import tensorflow_datasets as tfds
@@ -62,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
 def prepare(args: argparse.Namespace) -> int:
     """Prepare the dataset ``args`` name; print its splits and any skipped files."""
     builder = make_builder(args)
+    if not os.path.isdir(args.manual_dir) or not os.listdir(args.manual_dir):
+        how = " ".join(str(builder.MANUAL_DOWNLOAD_INSTRUCTIONS or "").split())
+        raise FileNotFoundError(f"--manual_dir {args.manual_dir} does not exist or is empty: "
+                                f"{how or 'give the folder the dataset was unpacked to'}")
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=args.manual_dir))
     print(f"{builder.name} prepared in {builder.data_dir}")
