@@ -59,6 +59,8 @@ def test_forward_time_quick_times_every_table1_model(cpu_env):
         assert row["device"] and row["jax"] == jax.__version__
     by_model = {r["model"]: r for r in rows}
     assert by_model["fcn8s"]["params"] == 134_362_751
+    for row in rows:  # the paper's K40c times are for 500x500: none beside a 64x64 row
+        assert "k40c_ms" not in row and "speedup_vs_k40c" not in row, row
     assert by_model["unet"]["height"] == 188  # the smallest side the valid U-Net takes
 
 
@@ -88,6 +90,87 @@ def test_describe_prints_table1_columns(capsys):
     assert printed == rows
     assert rows[0]["params"] == 134_346_581 and rows[0]["crop_offsets"] == {"score": 19}
     assert rows[1]["max_stride"] == 16
+
+
+def fake_row(name, side, ms=2000.0, batch=1, compile_s=1.0):
+    """A row of forward_time.make_row from made-up timings: nothing is compiled or run."""
+    from benchmarks import forward_time
+    times = [ms / 1e3] * 3
+    return forward_time.make_row(name, "float32", (batch, side, side, 3), 1_000_000,
+                                 {"flops": 1e11 * batch, "bytes": 1e9}, compile_s, times, 3)
+
+
+def test_k40c_columns_only_beside_rows_at_500x500():
+    from benchmarks import forward_time
+    at_500 = fake_row("fcn32s", 500, ms=3000.0, batch=2)
+    assert at_500["k40c_ms"] == 210 and at_500["speedup_vs_k40c"] == pytest.approx(210 / 1500)
+    no_figure = fake_row("fcn8s", 500)  # at 500x500 but Table 1 has no K40c time for it
+    assert "k40c_ms" in no_figure and no_figure["k40c_ms"] is None
+    for row in (fake_row("fcn32s", 64), fake_row("fcn_alexnet", 256), fake_row("unet", 572)):
+        assert "k40c_ms" not in row and "speedup_vs_k40c" not in row
+    table = common.format_table([fake_row("fcn32s", 64)], forward_time.COLUMNS)
+    assert "K40c" not in table
+    assert "K40c ms" in common.format_table([at_500], forward_time.COLUMNS)
+
+
+def test_gpu_default_is_table1_run_without_a_notice():
+    from benchmarks import forward_time
+    for argv, backend in (([], "gpu"), ([], "tpu"), (["--full"], "cpu")):
+        args = forward_time.parse_args(argv, backend)
+        assert args.run == "paper" and args.notice is None
+        assert (args.dtypes, args.batch, args.size, args.unet_size, args.repeats,
+                args.warmup) == (["float32", "bfloat16"], [1, 16], 500, 572, 50, 5)
+    with pytest.raises(SystemExit):
+        forward_time.parse_args(["--quick", "--full"], "cpu")
+
+
+def test_cpu_default_is_a_cpu_sized_run_that_says_so():
+    from benchmarks import forward_time
+    args = forward_time.parse_args([], "cpu")
+    assert args.run == "cpu"
+    assert (args.dtypes, args.batch, args.size, args.unet_size, args.repeats,
+            args.warmup) == (["float32"], [1], 500, 572, 3, 1)
+    assert args.notice.startswith("CPU backend: timing a CPU-sized run (float32, batch 1, "
+                                  "500x500 (U-Net 572x572), 1 warm-up + 3 timed calls")
+    assert "pass --full for the paper's Table 1 run" in args.notice
+    assert "about 470x as many forward passes" in args.notice  # 2 x 55 x 17 images / 4
+    assert "estimate of its time here" in args.notice and "--quick" in args.notice
+    given = forward_time.parse_args(["--repeats", "7", "--size", "64"], "cpu")
+    assert (given.repeats, given.size, given.batch) == (7, 64, [1])  # a flag given wins
+    assert "CPU-sized" in given.notice and "estimate" not in given.notice  # not at 500x500
+    every = ["--dtypes", "float32", "--batch", "1", "--size", "64", "--unet-size", "188",
+             "--repeats", "1", "--warmup", "0"]
+    assert forward_time.parse_args(every, "cpu").notice is None  # nothing left to default
+    assert forward_time.parse_args(["--quick"], "cpu").notice is None
+
+
+def test_cpu_sized_run_prints_notice_first_and_estimates_full(monkeypatch, capsys):
+    from benchmarks import forward_time
+    monkeypatch.setattr(forward_time, "time_jax_model",
+                        lambda name, args, key, first=0: [fake_row(name, 500)])
+    rows = forward_time.main(["--models", "fcn32s"], backend="cpu")
+    out, err = capsys.readouterr()
+    assert err.startswith("CPU backend: timing a CPU-sized run")
+    assert "CPU-sized run, not Table 1's (--full)" in out.splitlines()[0]
+    assert "K40c ms" in out and rows[0]["k40c_ms"] == 210
+    # 2 s per image x (2 dtypes x 55 calls x (1 + 16) images) + 4 compiles of 1 s: 62 min
+    assert "would take about 62 min here" in out
+
+
+def test_cpu_run_logs_each_row_before_it_starts(capsys):
+    from benchmarks import forward_time
+    rows = forward_time.main(["--models", "fcn_googlenet", "--size", "64", "--json",
+                              "--repeats", "1", "--warmup", "0"], backend="cpu")
+    out, err = capsys.readouterr()
+    assert [json.loads(line) for line in out.splitlines()] == rows
+    assert "k40c_ms" not in rows[0]
+    lines = err.splitlines()
+    assert lines[0].startswith("CPU backend: timing a CPU-sized run")
+    start = next(i for i, line in enumerate(lines) if line.startswith("[1/1]"))
+    assert lines[start] == ("[1/1] fcn_googlenet float32 batch 1 64x64: compiling, then "
+                            "0 warm-up + 1 timed calls")
+    assert "fcn_googlenet float32 b1: compile" in lines[start + 1]
+    assert not any("would take about" in line for line in lines)  # 64x64: no estimate
 
 
 @pytest.mark.parametrize("name", sorted(torch_models.MODELS))
