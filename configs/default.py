@@ -154,6 +154,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.max_to_keep = 3              # checkpoints kept
     # Also keep the best evaluated state by mean IU in <workdir>/best (only saved on a gain).
     config.train.keep_best = True
+    # Resume although the workdir's config.json (its earlier run's) differs in more than
+    # fcnjax.workdir.RESUMABLE_FIELDS (steps, log / eval / checkpoint cadence, readers).
+    config.train.allow_config_change = False
 
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 1
