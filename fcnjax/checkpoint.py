@@ -6,25 +6,74 @@ dict (``flax.serialization.to_state_dict``: step, params, opt_state), so restori
 template state of the same structure, which ``train.create_train_state`` provides; a
 checkpoint of another model (other layers or shapes) is refused with ``CheckpointMismatch``
 naming the differences.
+
+Checksums. Orbax writes no checksum of array data (zarr3's ``crc32c`` covers a shard's
+index only, and ocdbt none), so a flipped byte restores silently. Each save therefore adds a
+second orbax item, ``<step>/checksums/metadata`` (JSON, written by process 0 and finalised
+with the step, atomically, like the arrays): for every array its shape, dtype and a 64-bit
+fingerprint of its bits (see ``fingerprints``), computed on the host for a small state and
+otherwise where the arrays live (on their devices, sharded or not, one jitted reduction: no
+copy to the host, and the same on every process). A restore recomputes them on the restored
+arrays and compares. Checkpoints written before (no ``checksums``) still restore; for them only what
+can be checked is: that every file reads and that no float is NaN or infinite.
+
+Damage. A checkpoint whose files are missing, truncated or unreadable, or whose values do not
+match their checksums, raises ``CorruptCheckpoint`` naming the step and what is wrong.
+``restore_latest`` (resuming a run) moves such a step folder aside to ``<step>.corrupt``
+(nothing is ever deleted), says so in one line, and resumes from the newest intact one (or
+from scratch when none is). ``restore_path`` (evaluate, predict: read-only) moves nothing and
+names the intact steps to use instead.
+
+Saving. ``save`` checks that the checkpoint folder can be written before orbax starts, and
+orbax creates the step folder in the caller's thread, so an unwritable folder fails at once
+with ``CheckpointSaveFailed`` naming the folder, the cause and the last good checkpoint
+(rather than orbax's background threads waiting minutes for a folder never created).
 """
 
 from __future__ import annotations
 
+import gc
+import glob
+import json
 import os
+import sys
+import tempfile
 from typing import Any, TypeVar
 
 import flax.serialization
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
+from tqdm import tqdm
 
 State = TypeVar("State")
 BEST_METRIC = "mean_iu"
+ITEM = "default"  # the state dict's orbax item: <step>/default
+CHECKSUMS = "checksums"  # the checksums' orbax item: <step>/checksums/metadata (JSON)
+CORRUPT_SUFFIX = ".corrupt"
+FINGERPRINT = "fcnjax-fmix32-sum-2x32"  # the algorithm, recorded with the checksums
+
+HOST_BYTES = 64 * 2**20  # states up to this size are fingerprinted on the host (no compile)
+_GOLDEN, _SEEDS = 0x9E3779B1, (0x243F6A88, 0x85A308D3)
 
 
 class CheckpointMismatch(ValueError):
     """A checkpoint whose arrays do not fit the model being restored (another model)."""
+
+
+class CorruptCheckpoint(ValueError):
+    """A checkpoint that cannot be read back as it was saved: missing, truncated or
+    unreadable files, or values that differ from their checksums."""
+
+    def __init__(self, folder: str, step: int, reason: str, advice: str = ""):
+        self.folder, self.step, self.reason = folder, step, reason
+        super().__init__(f"checkpoint {step} in {folder} is damaged ({reason}){advice}")
+
+
+class CheckpointSaveFailed(OSError):
+    """A checkpoint could not be written (an unwritable or vanished folder, a full disk)."""
 
 
 def checkpoint_dir(workdir: str) -> str:
@@ -32,19 +81,29 @@ def checkpoint_dir(workdir: str) -> str:
     return os.path.join(os.path.abspath(workdir), "checkpoints")
 
 
+def _options(**options: Any) -> ocp.CheckpointManagerOptions:
+    """Manager options with the step folder created in the saving thread, so that a folder
+    that cannot be created fails the save at once (see ``save``)."""
+    return ocp.CheckpointManagerOptions(
+        async_options=ocp.AsyncOptions(create_directories_asynchronously=False), **options)
+
+
+def _manager(folder: str, options: ocp.CheckpointManagerOptions) -> ocp.CheckpointManager:
+    """A manager over ``folder`` of the two items a step holds: the state and its checksums."""
+    return ocp.CheckpointManager(folder, options=options, item_names=(ITEM, CHECKSUMS))
+
+
 def make_manager(workdir: str, *, max_to_keep: int | None = 3,
                  create: bool = True) -> ocp.CheckpointManager:
     """A CheckpointManager over ``<workdir>/checkpoints`` keeping the last ``max_to_keep``."""
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create)
-    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
+    return _manager(checkpoint_dir(workdir), _options(max_to_keep=max_to_keep, create=create))
 
 
 def make_best_manager(workdir: str) -> ocp.CheckpointManager:
     """A CheckpointManager over ``<workdir>/best`` keeping the one state of highest mean IU."""
-    options = ocp.CheckpointManagerOptions(
-        max_to_keep=1, best_fn=lambda metrics: metrics[BEST_METRIC], best_mode="max")
-    return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "best"),
-                                 options=options)
+    options = _options(max_to_keep=1, best_fn=lambda metrics: metrics[BEST_METRIC],
+                       best_mode="max")
+    return _manager(os.path.join(os.path.abspath(workdir), "best"), options)
 
 
 def best_score(manager: ocp.CheckpointManager) -> float | None:
@@ -55,34 +114,329 @@ def best_score(manager: ocp.CheckpointManager) -> float | None:
     return float((manager.metrics(step) or {}).get(BEST_METRIC, float("-inf")))
 
 
+# ---------------------------------------------------------------------------------------
+# Fingerprints: 64 bits per array, the same wherever and however the array is laid out.
+
+
+def _mix(h: Any) -> Any:
+    """murmur3's 32-bit finaliser, a bijection of uint32 (numpy or jax arrays)."""
+    h = h ^ (h >> 16)
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> 13)
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> 16)
+
+
+def _bits(x: Any, unsigned: Any) -> Any:
+    """``x`` reinterpreted as the unsigned integer type of its width."""
+    if isinstance(x, np.ndarray):
+        return np.ascontiguousarray(x).reshape(-1).view(unsigned)
+    return jax.lax.bitcast_convert_type(x, unsigned)
+
+
+def _words(x: Any, xp: Any) -> Any:
+    """The bits of array ``x`` as a flat uint32 vector; ``xp``: numpy or jax.numpy."""
+    if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+        x = jax.random.key_data(x)
+    if xp.iscomplexobj(x):
+        x = xp.stack([xp.real(x), xp.imag(x)], axis=-1)
+    if x.dtype == np.bool_:
+        x = x.astype(xp.uint8)
+    unsigned = {1: xp.uint8, 2: xp.uint16, 4: xp.uint32, 8: xp.uint32}[np.dtype(x.dtype).itemsize]
+    return _bits(x, unsigned).astype(xp.uint32).reshape(-1)
+
+
+def _fingerprint(x: Any, xp: Any) -> tuple[Any, Any]:
+    """Two 32-bit sums of the bits of array ``x`` (``xp``: numpy or jax.numpy).
+
+    Each sum adds ``mix(word ^ mix(index * phi + seed))`` over the array's 32-bit words,
+    modulo 2**32: a bijection of each word, so any one changed word changes both sums, and
+    integer addition gives the same sum whatever the order or sharding of the reduction.
+    """
+    words = _words(x, xp)
+    index = xp.arange(words.size, dtype=xp.uint32)
+    first, second = (xp.sum(_mix(words ^ _mix(index * np.uint32(_GOLDEN) + np.uint32(seed))),
+                            dtype=xp.uint32) for seed in _SEEDS)
+    return first, second
+
+
+def _finite(x: Any, xp: Any) -> Any:
+    """Whether every element of float array ``x`` is finite."""
+    return xp.all(xp.isfinite(x))
+
+
+@jax.jit
+def _device_sums(arrays: list[jax.Array]) -> list[tuple[Any, Any]]:
+    """``_fingerprint`` of each array, on its devices (scalars out: replicated)."""
+    return [_fingerprint(x, jnp) for x in arrays]
+
+
+@jax.jit
+def _device_finite(arrays: list[jax.Array]) -> list[Any]:
+    """``_finite`` of each array, on its devices."""
+    return [_finite(x, jnp) for x in arrays]
+
+
+def _hashable(dtype: Any) -> bool:
+    """Whether arrays of ``dtype`` get a fingerprint: whole-byte numbers, bools, PRNG keys."""
+    if jnp.issubdtype(dtype, jax.dtypes.prng_key) or dtype == np.bool_:
+        return True
+    if jnp.issubdtype(dtype, np.integer):
+        return jnp.iinfo(dtype).bits in (8, 16, 32, 64)
+    if jnp.issubdtype(dtype, np.inexact):
+        return jnp.finfo(dtype).bits in (8, 16, 32, 64)
+    return False
+
+
+def _named_leaves(tree: Any) -> list[tuple[str, Any]]:
+    """[("params/trunk/conv1_1/kernel", leaf), ...] of a nested-dict tree."""
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return [("/".join(str(getattr(k, "key", k)) for k in path), leaf) for path, leaf in flat]
+
+
+def _arrays(tree: Any) -> list[tuple[str, Any]]:
+    """The named leaves of ``tree`` that get fingerprints: jax arrays as they are, other
+    leaves (numpy arrays, Python numbers) as numpy arrays of the dtype jax gives them."""
+    named = [(name, leaf if isinstance(leaf, jax.Array) else np.asarray(jnp.asarray(leaf)))
+             for name, leaf in _named_leaves(tree)]
+    return [(name, x) for name, x in named if _hashable(x.dtype)]
+
+
+def _to_host(x: Any) -> np.ndarray:
+    """Array ``x`` as a numpy array (a PRNG key array as its key data)."""
+    if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+        x = jax.random.key_data(x)
+    return np.asarray(x)
+
+
+def _per_array(named: list[tuple[str, Any]], on_host: Any, on_device: Any) -> dict[str, Any]:
+    """{name: on_host(numpy array)} for small states held whole by this process (no
+    compile), else {name: on_device([arrays])[i]}, one jitted call per set of devices
+    (with several processes, every process must call this: the sums are collectives)."""
+    host = (sum(x.nbytes for _, x in named) <= HOST_BYTES and
+            all(getattr(x, "is_fully_addressable", True) for _, x in named))
+    groups: dict[Any, list[tuple[str, Any]]] = {}
+    for name, x in named:
+        where = ("host" if host or not isinstance(x, jax.Array)
+                 else frozenset(x.sharding.device_set))
+        groups.setdefault(where, []).append((name, x))
+    found = {}
+    for where, group in groups.items():
+        arrays = [x for _, x in group]
+        results = ([on_host(_to_host(x)) for x in arrays] if where == "host"
+                   else jax.device_get(on_device(arrays)))
+        found.update(zip([name for name, _ in group], results))
+    return found
+
+
+def fingerprints(tree: Any) -> dict[str, dict[str, Any]]:
+    """{name: {"shape", "dtype", "sum" (16 hex digits)}} of every array of ``tree``.
+
+    The same whether computed on the host or on the devices, sharded or not; arrays of
+    sub-byte or non-numeric dtypes are left out.
+    """
+    named = _arrays(tree)
+    sums = _per_array(named, lambda x: _fingerprint(x, np), _device_sums)
+    return {name: {"shape": list(np.shape(x)), "dtype": str(x.dtype),
+                   "sum": f"{int(sums[name][0]):08x}{int(sums[name][1]):08x}"}
+            for name, x in named}
+
+
+def _nonfinite(tree: Any) -> list[str]:
+    """Names of the float arrays of ``tree`` holding a NaN or an infinity."""
+    named = [(name, x) for name, x in _arrays(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    finite = _per_array(named, lambda x: _finite(x, np), _device_finite)
+    return [name for name, _ in named if not bool(finite[name])]
+
+
+def _checksum_record(tree: Any) -> dict[str, Any]:
+    """The JSON saved beside a checkpoint's arrays: the algorithm and each array's sum."""
+    return {"algorithm": FINGERPRINT, "arrays": fingerprints(tree)}
+
+
+def _params_first(names: Any) -> list[str]:
+    """``names`` sorted, the model's own arrays (``params/...``) before optimizer slots."""
+    return sorted(names, key=lambda name: (not name.startswith("params/"), name))
+
+
+def _listed(names: list[str], limit: int = 3) -> str:
+    """"a, b, c and 4 more"."""
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _verify(record: dict[str, Any] | None, restored: Any) -> str | None:
+    """What differs between the restored arrays and the checksums saved with them, or None.
+
+    record: the saved checksums, or None for a checkpoint written before them: then only
+    NaN or infinite floats count as damage. Arrays restored with another dtype or shape than
+    they were saved with (a cast on restore) cannot be compared and are skipped.
+    """
+    if record is None:
+        bad = _params_first(_nonfinite(restored))
+        return f"NaN or infinite values in {_listed(bad)}" if bad else None
+    found = fingerprints(restored)
+    if record.get("algorithm") != FINGERPRINT:
+        return None  # a fingerprint this version cannot recompute: nothing to compare
+    saved = record.get("arrays", {})
+    bad = [name for name, f in found.items() if name in saved
+           and (saved[name].get("dtype"), saved[name].get("shape")) == (f["dtype"], f["shape"])
+           and saved[name].get("sum") != f["sum"]]
+    return f"checksum mismatch in {_listed(_params_first(bad))}" if bad else None
+
+
+# ---------------------------------------------------------------------------------------
+# Saving.
+
+
+def _cause(error: BaseException) -> str:
+    """A short account of ``error``: an OSError's reason and file, else its first line."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename}" if error.filename else error.strerror
+    first = next(iter(str(error).strip().splitlines()), "")
+    text = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _unwritable(folder: str) -> str | None:
+    """Why a step folder cannot be created in ``folder``, or None when one can."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=".fcnjax-write-test-", dir=folder))
+    except OSError as e:
+        return e.strerror or _cause(e)
+    return None
+
+
+def _everywhere(flag: bool) -> bool:
+    """Whether ``flag`` holds on every process (with several, all of them must call this)."""
+    if jax.process_count() == 1:
+        return flag
+    from jax.experimental import multihost_utils
+
+    return bool(np.all(multihost_utils.process_allgather(np.asarray(flag))))
+
+
+def _kept(folder: str) -> str:
+    """"the last good checkpoint, step 2, is kept in <folder>" (or that there is none)."""
+    steps = intact_steps(folder)
+    return (f"the last good checkpoint, step {steps[-1]}, is kept in {folder}" if steps
+            else f"no earlier checkpoint is in {folder}")
+
+
+def _save_failed(folder: str, step: int | None, cause: str) -> CheckpointSaveFailed:
+    """The one-line error of a save that failed."""
+    which = f"checkpoint {step}" if step is not None else "a checkpoint"
+    return CheckpointSaveFailed(f"could not save {which} in {folder} ({cause}): {_kept(folder)}; "
+                                "make the folder writable (or free space) and rerun to resume")
+
+
 def save(manager: ocp.CheckpointManager, step: int, state: Any,
          metrics: dict[str, float] | None = None) -> None:
-    """Start saving ``state`` as checkpoint ``step`` (asynchronously; see ``wait``).
+    """Start saving ``state`` as checkpoint ``step`` (asynchronously; see ``wait``), with
+    the checksums of its arrays.
 
     ``metrics`` (e.g. {"mean_iu": 0.6}) are stored with it for a best-manager to rank.
+    CheckpointSaveFailed when the previous save failed, when the folder cannot be written
+    (checked first, on every process) or when orbax fails to start the save.
     """
-    manager.save(int(step), args=ocp.args.StandardSave(flax.serialization.to_state_dict(state)),
-                 metrics=metrics, force=True)
+    wait(manager)  # a failure of the save before is reported as that one's, not this one's
+    folder = str(manager.directory)
+    problem = _unwritable(folder)
+    if not _everywhere(problem is None):
+        raise _save_failed(folder, step, problem or "not writable from another process")
+    tree = flax.serialization.to_state_dict(state)
+    args = ocp.args.Composite(**{ITEM: ocp.args.StandardSave(tree),
+                                 CHECKSUMS: ocp.args.JsonSave(_checksum_record(tree))})
+    try:
+        manager.save(int(step), args=args, metrics=metrics, force=True)
+    except Exception as e:  # orbax raises whatever the file system or its threads raised
+        raise _save_failed(folder, step, _cause(e)) from e
 
 
 def wait(manager: ocp.CheckpointManager) -> None:
-    """Block until every started save is on disk."""
-    manager.wait_until_finished()
+    """Block until every started save is on disk (CheckpointSaveFailed if one failed)."""
+    try:
+        manager.wait_until_finished()
+    except Exception as e:
+        raise _save_failed(str(manager.directory), None, _cause(e)) from e
 
 
-def latest_step(workdir: str) -> int | None:
-    """Step of the newest checkpoint in ``workdir``, or None when there is none."""
-    if not os.path.isdir(checkpoint_dir(workdir)):
+# ---------------------------------------------------------------------------------------
+# Looking at step folders without reading arrays.
+
+
+def _json_problem(path: str) -> str | None:
+    """Why the JSON file ``path`` is unusable (missing, empty, not JSON), or None."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read()
+        if not text.strip():
+            return "is empty"
+        json.loads(text)
+    except FileNotFoundError:
+        return "is missing"
+    except (OSError, ValueError) as e:
+        return f"cannot be read ({_cause(e)})" if isinstance(e, OSError) else "is truncated"
+    return None
+
+
+def _damage(step_dir: str) -> str | None:
+    """What is visibly wrong with a step folder (missing, empty or unparsable metadata or
+    manifests), or None; reads no array data."""
+    item = os.path.join(step_dir, ITEM)
+    if not os.path.isdir(item):
+        return f"{ITEM}/ is missing"
+    jsons = [os.path.join(item, "_METADATA")]
+    jsons += [p for p in (os.path.join(step_dir, "_CHECKPOINT_METADATA"),
+                          os.path.join(item, "_sharding"),
+                          os.path.join(step_dir, CHECKSUMS, "metadata")) if os.path.lexists(p)]
+    jsons += sorted(glob.glob(os.path.join(item, "array_metadatas", "*")))
+    for path in jsons:
+        problem = _json_problem(path)
+        if problem:
+            return f"{os.path.relpath(path, step_dir)} {problem}"
+    shards = sorted(glob.glob(os.path.join(item, "ocdbt.process_*")))
+    manifests = [os.path.join(p, "manifest.ocdbt") for p in [item] * bool(shards) + shards]
+    for path in manifests:
+        if not os.path.isfile(path):
+            return f"{os.path.relpath(path, step_dir)} is missing"
+        if os.path.getsize(path) == 0:
+            return f"{os.path.relpath(path, step_dir)} is empty"
+    return None
+
+
+def _steps(folder: str) -> list[int]:
+    """The steps of the step folders in ``folder``, sorted ([] when it cannot be listed)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    return sorted(int(n) for n in names if n.isdigit() and os.path.isdir(os.path.join(folder, n)))
+
+
+def intact_steps(folder: str) -> list[int]:
+    """The steps in ``folder`` whose files look whole (see ``_damage``; arrays unread)."""
+    return [s for s in _steps(folder) if _damage(os.path.join(folder, str(s))) is None]
+
+
+def _checksums(step_dir: str) -> dict[str, Any] | None:
+    """The checksums saved in a step folder, or None when it has none (older checkpoints)."""
+    path = os.path.join(step_dir, CHECKSUMS, "metadata")
+    if not os.path.exists(path):
         return None
-    with make_manager(workdir, create=False) as manager:
-        return manager.latest_step()
+    with open(path) as f:
+        return json.load(f)
+
+
+# ---------------------------------------------------------------------------------------
+# Restoring.
 
 
 def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
     """{"params/trunk/conv1_1/kernel": shape, ...} of a nested-dict tree of arrays."""
-    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {"/".join(str(getattr(k, "key", k)) for k in path):
-            tuple(getattr(leaf, "shape", None) or np.shape(leaf)) for path, leaf in flat}
+    return {name: tuple(getattr(leaf, "shape", None) or np.shape(leaf))
+            for name, leaf in _named_leaves(tree)}
 
 
 def check_compatible(manager: ocp.CheckpointManager, step: int, template: Any) -> None:
@@ -90,16 +444,13 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, template: Any) -
 
     The message names up to five missing, unexpected and wrong-shaped arrays each.
     """
-    path = os.path.join(str(manager.directory), str(step), "default")
+    path = os.path.join(str(manager.directory), str(step), ITEM)
     saved = _shapes(ocp.StandardCheckpointHandler().metadata(epath.Path(path)).tree)
     wanted = _shapes(template)
-    def params_first(names):  # the model's own arrays speak clearer than optimizer slots
-        return sorted(names, key=lambda name: (not name.startswith("params/"), name))
-
-    missing = params_first(set(wanted) - set(saved))
-    unexpected = params_first(set(saved) - set(wanted))
+    missing = _params_first(set(wanted) - set(saved))
+    unexpected = _params_first(set(saved) - set(wanted))
     shapes = [f"{k} {saved[k]} (model: {wanted[k]})"
-              for k in params_first(set(saved) & set(wanted)) if saved[k] != wanted[k]]
+              for k in _params_first(set(saved) & set(wanted)) if saved[k] != wanted[k]]
     if missing or unexpected or shapes:
         parts = [f"{len(names)} {what}: {', '.join(names[:5])}" + (" ..." if len(names) > 5
                                                                    else "")
@@ -110,25 +461,151 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, template: Any) -
             f"config?): {'; '.join(parts)}")
 
 
-def restore(manager: ocp.CheckpointManager, step: int, state: State) -> State:
-    """``state`` with the values of checkpoint ``step`` of ``manager``.
+def _orbax_leftover(unraisable: Any) -> bool:
+    """Whether an unraisable exception is debris of an abandoned orbax read: one of its
+    coroutines collected unfinished, or a callback into its closed event loop."""
+    code = getattr(unraisable.object, "cr_code", None)
+    if code is not None and f"{os.sep}orbax{os.sep}" in code.co_filename:
+        return True
+    return (isinstance(unraisable.exc_value, RuntimeError)
+            and str(unraisable.exc_value) == "Event loop is closed")
 
-    state: a template of the saved structure; CheckpointMismatch if shapes or names differ.
+
+_silencer: list[Any] = []  # the unraisable hook _silence_orbax_leftovers installed, if any
+
+
+def _silence_orbax_leftovers() -> None:
+    """From now on, drop the "Exception ignored in ..." tracebacks that orbax's abandoned
+    reads of a damaged checkpoint print when collected, sometimes seconds later; every other
+    unraisable exception still goes to the hook there was."""
+    if _silencer and sys.unraisablehook is _silencer[0]:
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if not _orbax_leftover(unraisable):
+            previous(unraisable)
+
+    _silencer[:] = [hook]
+    sys.unraisablehook = hook
+
+
+def _probe(step_dir: str, record: dict[str, Any] | None) -> str | None:
+    """Read every array of a step folder onto the host (no template, no devices) and check
+    it: what is wrong, or None when everything reads back as saved."""
+    item = epath.Path(step_dir) / ITEM
+    try:
+        tree = ocp.StandardCheckpointHandler().metadata(item).tree
+        restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+        with ocp.PyTreeCheckpointer() as reader:
+            restored = reader.restore(item, args=ocp.args.PyTreeRestore(
+                item=tree, restore_args=restore_args))
+    except Exception as e:  # noqa: BLE001 (whatever tensorstore or JSON make of bad files)
+        return f"cannot read its arrays: {_cause(e)}"
+    return _verify(record, restored)
+
+
+def _read(manager: ocp.CheckpointManager, step: int, args: Any,
+          template: Any = None) -> Any:
+    """The state dict of checkpoint ``step``, restored with ``args`` (an orbax restore args
+    of the state item) and verified against its checksums.
+
+    CorruptCheckpoint when its files are damaged or its values differ from the checksums;
+    CheckpointMismatch when ``template`` (if given) does not fit it; another error of the
+    restore (a template or placement problem, not the checkpoint's) is raised as it is.
+    """
+    folder = str(manager.directory)
+    step_dir = os.path.join(folder, str(step))
+    problem = _damage(step_dir)
+    if problem:
+        raise CorruptCheckpoint(folder, step, problem)
+    if template is not None:
+        try:
+            check_compatible(manager, step, template)
+        except CheckpointMismatch:
+            raise
+        except Exception as e:
+            raise CorruptCheckpoint(folder, step, f"unreadable metadata: {_cause(e)}") from e
+    record, error = _checksums(step_dir), None
+    try:
+        restored = manager.restore(step, args=ocp.args.Composite(**{ITEM: args}))[ITEM]
+    except Exception as e:  # noqa: BLE001 (damage or a template problem: the probe tells)
+        error = e
+    if not _everywhere(error is None):
+        _silence_orbax_leftovers()
+        problem = _probe(step_dir, record)
+        gc.collect()  # the abandoned reads' debris, silenced
+        if problem:
+            raise CorruptCheckpoint(folder, step, problem) from error
+        if error is not None:
+            raise error
+        raise RuntimeError(f"restoring checkpoint {step} in {folder} failed on another process")
+    problem = _verify(record, restored)
+    if problem:
+        raise CorruptCheckpoint(folder, step, problem)
+    return restored
+
+
+def restore(manager: ocp.CheckpointManager, step: int, state: State) -> State:
+    """``state`` with the values of checkpoint ``step`` of ``manager``, verified.
+
+    state: a template of the saved structure; CheckpointMismatch if shapes or names differ,
+    CorruptCheckpoint if the checkpoint is damaged.
     """
     template = jax.tree.map(ocp.utils.to_shape_dtype_struct,
                             flax.serialization.to_state_dict(state))
-    check_compatible(manager, step, template)
-    restored = manager.restore(step, args=ocp.args.StandardRestore(template))
+    restored = _read(manager, step, ocp.args.StandardRestore(template), template)
     return flax.serialization.from_state_dict(state, restored)
 
 
-def restore_latest(manager: ocp.CheckpointManager, state: State) -> State:
-    """``state`` with the values of the newest checkpoint, or ``state`` itself if none.
+def _say(line: str) -> None:
+    """Print one line to stderr (process 0 only), above any progress bar."""
+    if jax.process_index() == 0:
+        tqdm.write(line, file=sys.stderr)
 
+
+def move_aside(folder: str, step: int) -> str:
+    """Rename step folder ``<folder>/<step>`` to ``<step>.corrupt`` (``.corrupt.1``, ... if
+    taken) and return the new path; nothing is deleted. Process 0 renames, all return."""
+    source = os.path.join(folder, str(step))
+    target, n = source + CORRUPT_SUFFIX, 0
+    while os.path.lexists(target):
+        n += 1
+        target = f"{source}{CORRUPT_SUFFIX}.{n}"
+    problem = None
+    if jax.process_index() == 0:
+        try:
+            os.rename(source, target)
+        except OSError as e:
+            problem = _cause(e)
+    if not _everywhere(problem is None):
+        raise CorruptCheckpoint(folder, step, "found damaged", f", and could not be moved "
+                                f"aside ({problem or 'on process 0'}): move or remove it")
+    return target
+
+
+def restore_latest(manager: ocp.CheckpointManager, state: State) -> State:
+    """``state`` with the values of the newest intact checkpoint, or ``state`` itself if none.
+
+    A damaged checkpoint is moved aside to ``<step>.corrupt`` with one line printed, and
+    the next newest is tried; ``manager`` is reloaded so it no longer lists it.
     state: a template of the saved structure (shapes and dtypes must match).
     """
-    step = manager.latest_step()
-    return state if step is None else restore(manager, step, state)
+    folder, moved = str(manager.directory), False
+    while (step := manager.latest_step()) is not None:
+        try:
+            return restore(manager, step, state)
+        except CorruptCheckpoint as e:
+            target = move_aside(folder, step)
+            _say(f"{e}: moved it aside to {target}")
+            moved = True
+            manager.reload()
+            if step in manager.all_steps():
+                raise CorruptCheckpoint(folder, step, e.reason, ", and orbax still lists it "
+                                        "after moving it aside") from e
+    if moved:
+        _say(f"no intact checkpoint is left in {folder}: starting from scratch")
+    return state
 
 
 def locate(path: str) -> tuple[str, int]:
@@ -148,12 +625,39 @@ def locate(path: str) -> tuple[str, int]:
     return folder, max(steps)
 
 
+def _alternatives(folder: str, step: int, hint: bool = True) -> str:
+    """": use one of 54, 57, e.g. --checkpoint <folder>/57" (the intact-looking others)."""
+    others = [s for s in intact_steps(folder) if s != step]
+    if not others:
+        return f"; no other checkpoint in {folder} looks intact"
+    example = f", e.g. --checkpoint {os.path.join(folder, str(others[-1]))}" if hint else ""
+    return f": use one of {', '.join(map(str, others))}{example}"
+
+
+def _reader(folder: str) -> ocp.CheckpointManager:
+    """A manager that reads ``folder`` and creates nothing."""
+    return _manager(folder, _options(create=False))
+
+
 def restore_path(path: str, state: State) -> State:
-    """``state`` restored from the checkpoint ``path`` names (see ``locate``)."""
+    """``state`` restored from the checkpoint ``path`` names (see ``locate``).
+
+    Read-only: a damaged checkpoint raises CorruptCheckpoint naming the intact ones.
+    """
     folder, step = locate(path)
-    options = ocp.CheckpointManagerOptions(create=False)
-    with ocp.CheckpointManager(folder, options=options) as manager:
-        return restore(manager, step, state)
+    with _reader(folder) as manager:
+        try:
+            return restore(manager, step, state)
+        except CorruptCheckpoint as e:
+            raise CorruptCheckpoint(folder, step, e.reason, _alternatives(folder, step)) from e
+
+
+def latest_step(workdir: str) -> int | None:
+    """Step of the newest checkpoint in ``workdir``, or None when there is none."""
+    if not os.path.isdir(checkpoint_dir(workdir)):
+        return None
+    with make_manager(workdir, create=False) as manager:
+        return manager.latest_step()
 
 
 def restore_params(workdir: str) -> Any:
@@ -162,12 +666,19 @@ def restore_params(workdir: str) -> Any:
     Used to start one training stage from another (FCN-16s from FCN-32s) by name. With no
     template the arrays keep the layout they were saved with where this process's devices
     allow it; a checkpoint written on more devices than are present here (8 GPUs, read on
-    1) lands whole on this process's first device instead.
+    1) lands whole on this process's first device instead. Read-only: a damaged checkpoint
+    raises CorruptCheckpoint naming the intact ones.
     """
     step = latest_step(workdir)
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {checkpoint_dir(workdir)}")
     here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    with make_manager(workdir, create=False) as manager:
-        restored = manager.restore(step, args=ocp.args.StandardRestore(fallback_sharding=here))
+    folder = checkpoint_dir(workdir)
+    with _reader(folder) as manager:
+        try:
+            restored = _read(manager, step, ocp.args.StandardRestore(fallback_sharding=here))
+        except CorruptCheckpoint as e:
+            raise CorruptCheckpoint(folder, step, e.reason,
+                                    _alternatives(folder, step, hint=False)) from e
     return restored["params"]
+

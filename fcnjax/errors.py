@@ -29,15 +29,13 @@ class DataError(ValueError):
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that are the user's mistake (missing files, bad config or data,
-    unusable checkpoints, a NaN loss), not fcnjax's."""
-    from fcnjax import checkpoint, safeguards
+    unusable checkpoints, a NaN loss, a stop by SIGINT / SIGTERM), not fcnjax's."""
+    from fcnjax import checkpoint, interrupts, safeguards
 
-    found = [ConfigError, DataError, FileNotFoundError, NotADirectoryError,
-             IsADirectoryError, PermissionError, safeguards.NonFiniteLoss,
-             safeguards.UnwritableWorkdir, checkpoint.CheckpointMismatch]
-    found += [getattr(checkpoint, name) for name in ("CorruptCheckpoint", "CheckpointSaveFailed")
-              if hasattr(checkpoint, name)]
-    return tuple(found)
+    return (ConfigError, DataError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+            PermissionError, safeguards.NonFiniteLoss, safeguards.UnwritableWorkdir,
+            checkpoint.CheckpointMismatch, checkpoint.CorruptCheckpoint,
+            checkpoint.CheckpointSaveFailed, interrupts.Interrupted)
 
 
 def debugging(argv: list[str] | None = None) -> bool:
@@ -62,6 +60,10 @@ def one_line_errors(prog: str, debug: bool = False) -> Iterator[None]:
         message = " ".join(str(error).split()) or type(error).__name__
         if isinstance(error, OSError) and error.filename and error.filename not in message:
             message = f"{message}: {error.filename}"
+        status = getattr(error, "exit_status", None)  # a signal's stop: 130 / 143
+        if status is not None:
+            print(f"{prog}: {message}", file=sys.stderr)
+            raise SystemExit(status) from None
         raise SystemExit(f"{prog}: error: {message}") from None
 
 

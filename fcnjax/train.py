@@ -34,11 +34,14 @@ from flax.training import train_state
 from jax.sharding import Mesh
 from tqdm import tqdm
 
-from fcnjax import checkpoint, errors, losses, metrics, models, optim, parallel, reporting, surgery
+from fcnjax import (checkpoint, errors, interrupts, losses, metrics, models, optim, parallel,
+                    reporting, surgery)
 from fcnjax.objective import (center_crop, loss_options, main_logits,  # noqa: F401
                               model_inputs, score_batch, with_class_weights)
 from fcnjax.safeguards import (NonFiniteLoss, UnwritableWorkdir,  # noqa: F401 (re-exported)
                                check_config, check_finite, prepare_workdir)
+from fcnjax.workdir import (ConfigChanged, RunLock, WorkdirInUse,  # noqa: F401 (re-exported)
+                            check_resume, describe_changes, save_config)
 
 if TYPE_CHECKING:
     import ml_collections
@@ -267,15 +270,23 @@ BAR_FORMAT = "{desc} {n_fmt}/{total_fmt} |{bar}| {elapsed} elapsed, ETA {remaini
 
 def train_loop(config: ml_collections.ConfigDict, state: train_state.TrainState,
                managers: tuple[Any, Any], dropout_key: jax.Array,
-               reporter: reporting.Reporter | None, mesh: Mesh, sharding: Any
-               ) -> dict[str, Any]:
+               reporter: reporting.Reporter | None, mesh: Mesh, sharding: Any,
+               stop: Any = None) -> dict[str, Any]:
     """Steps ``state.step + 1 .. config.train.steps``: log, evaluate, checkpoint on schedule.
 
     managers: (periodic checkpoints, best by mean IU or None). Losses are checked for NaN
     at every log, eval and checkpoint step (NonFiniteLoss), before anything is saved.
     state lives on ``mesh`` as ``sharding`` says; each step's global batch is made of every
     process's share. reporter: None except on process 0, which alone writes and prints.
+
+    SIGINT or SIGTERM (:mod:`fcnjax.interrupts`) while the first step compiles ends the
+    process at once (nothing trained, nothing to save); after it, the loop finishes the step
+    (and an evaluation under way; one not yet begun is skipped), checks its loss, saves a
+    checkpoint of it and raises interrupts.Interrupted. At the last step it just finishes.
+    stop: an interrupts.StopRequests the caller entered to cover its start-up too (its
+    compilations), or None for one of the loop's own.
     """
+    from fcnjax import interrupts
     from fcnjax.data import pipeline  # grain: needed to train, not to import train_step
 
     cfg, start = config.train, int(state.step)
@@ -298,11 +309,15 @@ def train_loop(config: ml_collections.ConfigDict, state: train_state.TrainState,
 
     summary, totals, unchecked, window = {}, None, [], 0
     tick = time.perf_counter()
-    with tqdm(total=cfg.steps, initial=start, desc="train step", bar_format=BAR_FORMAT,
-              dynamic_ncols=True, disable=reporter is None) as bar:
+    stop = interrupts.StopRequests() if stop is None else stop
+    stop.start = start  # for the message of a signal while compiling
+    with stop, tqdm(
+            total=cfg.steps, initial=start, desc="train step", bar_format=BAR_FORMAT,
+            dynamic_ncols=True, disable=reporter is None) as bar:
         for step in range(start + 1, cfg.steps + 1):
             batch = parallel.global_batch(next(batches), mesh)
             state, measured = step_fn(state, batch, dropout_key)
+            stop.started()  # compiled: a signal now stops after a step, which is saved
             totals = measured if totals is None else add(totals, measured)
             unchecked.append(measured["loss"])
             window += 1
@@ -310,7 +325,8 @@ def train_loop(config: ml_collections.ConfigDict, state: train_state.TrainState,
             last = step == cfg.steps
             logging, evaluating, saving = (step % every == 0 or last for every in
                                            (cfg.log_every, cfg.eval_every, cfg.checkpoint_every))
-            if logging or evaluating or saving:
+            stopping = not last and stop.should_stop(sync=logging or evaluating or saving)
+            if logging or evaluating or saving or stopping:
                 check_finite(unchecked, step - len(unchecked) + 1, state, manager)
                 unchecked = []
             if logging:
@@ -319,17 +335,22 @@ def train_loop(config: ml_collections.ConfigDict, state: train_state.TrainState,
                 bar.set_postfix_str(f"loss {record['loss']:.4g}, "
                                     f"{record['images_per_second']:.1f} img/s")
                 totals, window, tick = None, 0, time.perf_counter()
-            if evaluating:
+            if evaluating and not stopping:
                 began = time.perf_counter()
                 summary = log_eval(config, reporter, step, eval_fn, state, eval_data)
                 save_best(best, step, state, summary)
                 tick += time.perf_counter() - began  # images/s: train steps only
-            if saving:
+                stopping = not last and stop.should_stop()  # a signal during the evaluation
+            if saving or stopping:
                 checkpoint.save(manager, step, state)
+            if stopping:
+                checkpoint.wait(manager)
+                raise stop.interrupted(step, manager.directory)
     return summary
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       exit_while_compiling: bool = False) -> dict[str, Any]:
     """Train ``config.model`` for ``config.train.steps`` steps, resuming from ``workdir``.
 
     Logs train measurements every ``log_every`` steps, evaluates the eval split every
@@ -341,12 +362,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     and ValueError when ``config.train.batch_size`` (the global batch) is not a multiple of
     the devices of the mesh (``config.mesh``). A config that cannot work (ConfigError), or
     data that cannot train it (:mod:`fcnjax.data.checks`), is refused before the workdir
-    is made.
+    is made. The workdir holds one run at a time (``run.lock``, :class:`RunLock`) and its
+    ``config.json``; a resume with another config is refused (``check_and_save_config``).
 
     Data parallel over ``config.mesh`` (:mod:`fcnjax.parallel`); every process of a
     multi-process run calls this, on a workdir all of them see. All of them step, evaluate
     and save checkpoints (orbax writes each from all together); process 0 alone writes
     metrics, TensorBoard events and images and prints.
+
+    SIGINT and SIGTERM stop the run after the step under way, with a checkpoint of it
+    (interrupts.Interrupted; :mod:`fcnjax.interrupts`). ``exit_while_compiling`` (the command
+    line's choice): a signal before the first step has finished ends the process at once,
+    as nothing was trained yet; otherwise (notebooks, tests) the stop comes after that step.
     """
     from fcnjax.data import checks  # grain and tfds: needed to train, not to import this
 
@@ -354,10 +381,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     check_config(config)
     loss_options(config)
     line = checks.check_data(config)
-    if line and parallel.is_main_process():
+    main_process = parallel.is_main_process()
+    if line and main_process:
         tqdm.write(line)
     prepare_workdir(workdir)
-    config = with_class_weights(config)  # "median_frequency": counted once, here
+    with interrupts.StopRequests(exit_while_compiling=exit_while_compiling) as stop, RunLock(
+            workdir, enabled=main_process, note=tqdm.write) as lock:  # one run per workdir
+        stop.at_exit(lock.release)  # a signal while compiling may end the process at once
+        if main_process:
+            check_and_save_config(config, workdir)
+        return run_in_workdir(with_class_weights(config), workdir, stop)
+
+
+def check_and_save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+    """Refuse to resume ``workdir``'s run with a config that differs from the one it saved
+    in more than steps and cadences (:func:`fcnjax.workdir.check_resume`; the config's
+    ``train.allow_config_change`` permits it), then save this one as its ``config.json``."""
+    if checkpoint.latest_step(workdir) is not None:  # no checkpoint: it starts afresh
+        changes = check_resume(workdir, config, config.train.allow_config_change)
+        if changes:
+            tqdm.write(f"resuming with config changes: {describe_changes(changes)}")
+    save_config(workdir, config)
+
+
+def run_in_workdir(config: ml_collections.ConfigDict, workdir: str,
+                   stop: interrupts.StopRequests | None = None) -> dict[str, Any]:
+    """``train_and_evaluate`` in a checked, locked workdir: build or restore the state,
+    then the train loop; started checkpoint saves reach the disk, on a crash too."""
     mesh = parallel.mesh_from_config(config.mesh)
     parallel.check_batch(config.train.batch_size, mesh)  # and so does a batch that won't split
     init_key, dropout_key = jax.random.split(
@@ -374,6 +424,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     main_process = parallel.is_main_process()
     try:
         state = checkpoint.restore_latest(manager, state)  # onto the template's shardings
+        if resuming and not int(state.step):  # every checkpoint was damaged: start afresh
+            state = parallel.shard_state(
+                create_train_state(config, model, init_key, image_shape), sharding)
         if main_process:
             dropped = reporting.truncate_metrics(workdir, int(state.step))
             if state.step:
@@ -381,7 +434,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                            f"{workdir}" + (f" ({dropped} later records dropped from "
                                            "metrics.jsonl)" if dropped else ""))
         with reporting.Reporter(workdir) if main_process else contextlib.nullcontext() as out:
-            return train_loop(config, state, (manager, best), dropout_key, out, mesh, sharding)
+            return train_loop(config, state, (manager, best), dropout_key, out, mesh, sharding,
+                              stop)
     finally:  # on a crash too: let started saves reach the disk
         for m in (manager, best):
             if m is not None:
@@ -412,7 +466,7 @@ def main(argv: list[str] | None = None) -> None:
         parallel.initialize(auto=config.value.mesh.cluster_detect)
         if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO
             logging.set_verbosity(logging.WARNING)
-        train_and_evaluate(config.value, workdir.value)
+        train_and_evaluate(config.value, workdir.value, exit_while_compiling=True)
 
     errors.run_app("fcnjax.train", run, argv, config)
 

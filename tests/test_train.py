@@ -151,6 +151,9 @@ def test_evaluate_and_predict_restore_the_trained_checkpoint(trained, tmp_path, 
 
 def test_a_checkpoint_of_another_model_is_refused_by_name(trained, tmp_path):
     other = tiny_config(steps=4, features=8)
+    with pytest.raises(train.ConfigChanged, match=r"model.features 4 -> 8"):
+        train.train_and_evaluate(other, trained["resumed"])  # the saved config.json differs
+    other.train.allow_config_change = True  # then the checkpoint itself does not fit
     with pytest.raises(checkpoint.CheckpointMismatch, match=r"\d+ wrong shape: params/"):
         train.train_and_evaluate(other, trained["resumed"])
     with pytest.raises(checkpoint.CheckpointMismatch, match="another model"):
@@ -251,3 +254,12 @@ def test_score_batch_passes_class_weights_and_loss_sampling_to_the_loss():
     sampled = [train.score_batch(logits, batch, keep_prob=0.5, key=jax.random.key(s),
                                  **options)[0] for s in range(2)]
     assert 0 < float(sampled[0]) < float(plain) and float(sampled[0]) != float(sampled[1])
+
+
+def test_a_second_run_on_a_workdir_in_use_is_refused_naming_the_holder(tmp_path):
+    from fcnjax.workdir import RunLock
+
+    with RunLock(str(tmp_path)):  # another run holds the workdir
+        with pytest.raises(train.WorkdirInUse, match=f"pid {os.getpid()} on host"):
+            train.train_and_evaluate(tiny_config(), str(tmp_path))
+    assert not os.path.exists(tmp_path / "checkpoints")
