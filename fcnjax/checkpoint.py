@@ -11,11 +11,10 @@ Checksums. Orbax writes no checksum of array data (zarr3's ``crc32c`` covers a s
 index only, and ocdbt none), so a flipped byte restores silently. Each save therefore adds a
 second orbax item, ``<step>/checksums/metadata`` (JSON, written by process 0 and finalised
 with the step, atomically, like the arrays): for every array its shape, dtype and a 64-bit
-fingerprint of its bits (see ``fingerprints``), computed on the host for a small state and
-otherwise where the arrays live (on their devices, sharded or not, one jitted reduction: no
-copy to the host, and the same on every process). A restore recomputes them on the restored
-arrays and compares. Checkpoints written before (no ``checksums``) still restore; for them only what
-can be checked is: that every file reads and that no float is NaN or infinite.
+fingerprint of its bits (:mod:`fcnjax.fingerprint`: the same on the host and on devices,
+sharded or not, on every process). A restore recomputes them on the restored arrays and
+compares. Checkpoints written before (no ``checksums``) still restore; for them only what can
+be checked is: that every file reads and that no float is NaN or infinite.
 
 Damage. A checkpoint whose files are missing, truncated or unreadable, or whose values do not
 match their checksums, raises ``CorruptCheckpoint`` naming the step and what is wrong.
@@ -42,21 +41,18 @@ from typing import Any, TypeVar
 
 import flax.serialization
 import jax
-import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 from tqdm import tqdm
+
+from fcnjax import fingerprint
 
 State = TypeVar("State")
 BEST_METRIC = "mean_iu"
 ITEM = "default"  # the state dict's orbax item: <step>/default
 CHECKSUMS = "checksums"  # the checksums' orbax item: <step>/checksums/metadata (JSON)
 CORRUPT_SUFFIX = ".corrupt"
-FINGERPRINT = "fcnjax-fmix32-sum-2x32"  # the algorithm, recorded with the checksums
-
-HOST_BYTES = 64 * 2**20  # states up to this size are fingerprinted on the host (no compile)
-_GOLDEN, _SEEDS = 0x9E3779B1, (0x243F6A88, 0x85A308D3)
 
 
 class CheckpointMismatch(ValueError):
@@ -112,177 +108,6 @@ def best_score(manager: ocp.CheckpointManager) -> float | None:
     if step is None:
         return None
     return float((manager.metrics(step) or {}).get(BEST_METRIC, float("-inf")))
-
-
-# ---------------------------------------------------------------------------------------
-# Fingerprints: 64 bits per array, the same wherever and however the array is laid out.
-
-
-def _mix(h: Any) -> Any:
-    """murmur3's 32-bit finaliser, a bijection of uint32 (numpy or jax arrays)."""
-    h = h ^ (h >> 16)
-    h = h * np.uint32(0x85EBCA6B)
-    h = h ^ (h >> 13)
-    h = h * np.uint32(0xC2B2AE35)
-    return h ^ (h >> 16)
-
-
-def _bits(x: Any, unsigned: Any) -> Any:
-    """``x`` reinterpreted as the unsigned integer type of its width."""
-    if isinstance(x, np.ndarray):
-        return np.ascontiguousarray(x).reshape(-1).view(unsigned)
-    return jax.lax.bitcast_convert_type(x, unsigned)
-
-
-def _words(x: Any, xp: Any) -> Any:
-    """The bits of array ``x`` as a flat uint32 vector; ``xp``: numpy or jax.numpy."""
-    if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-        x = jax.random.key_data(x)
-    if xp.iscomplexobj(x):
-        x = xp.stack([xp.real(x), xp.imag(x)], axis=-1)
-    if x.dtype == np.bool_:
-        x = x.astype(xp.uint8)
-    unsigned = {1: xp.uint8, 2: xp.uint16, 4: xp.uint32, 8: xp.uint32}[np.dtype(x.dtype).itemsize]
-    return _bits(x, unsigned).astype(xp.uint32).reshape(-1)
-
-
-def _fingerprint(x: Any, xp: Any) -> tuple[Any, Any]:
-    """Two 32-bit sums of the bits of array ``x`` (``xp``: numpy or jax.numpy).
-
-    Each sum adds ``mix(word ^ mix(index * phi + seed))`` over the array's 32-bit words,
-    modulo 2**32: a bijection of each word, so any one changed word changes both sums, and
-    integer addition gives the same sum whatever the order or sharding of the reduction.
-    """
-    words = _words(x, xp)
-    index = xp.arange(words.size, dtype=xp.uint32)
-    first, second = (xp.sum(_mix(words ^ _mix(index * np.uint32(_GOLDEN) + np.uint32(seed))),
-                            dtype=xp.uint32) for seed in _SEEDS)
-    return first, second
-
-
-def _finite(x: Any, xp: Any) -> Any:
-    """Whether every element of float array ``x`` is finite."""
-    return xp.all(xp.isfinite(x))
-
-
-@jax.jit
-def _device_sums(arrays: list[jax.Array]) -> list[tuple[Any, Any]]:
-    """``_fingerprint`` of each array, on its devices (scalars out: replicated)."""
-    return [_fingerprint(x, jnp) for x in arrays]
-
-
-@jax.jit
-def _device_finite(arrays: list[jax.Array]) -> list[Any]:
-    """``_finite`` of each array, on its devices."""
-    return [_finite(x, jnp) for x in arrays]
-
-
-def _hashable(dtype: Any) -> bool:
-    """Whether arrays of ``dtype`` get a fingerprint: whole-byte numbers, bools, PRNG keys."""
-    if jnp.issubdtype(dtype, jax.dtypes.prng_key) or dtype == np.bool_:
-        return True
-    if jnp.issubdtype(dtype, np.integer):
-        return jnp.iinfo(dtype).bits in (8, 16, 32, 64)
-    if jnp.issubdtype(dtype, np.inexact):
-        return jnp.finfo(dtype).bits in (8, 16, 32, 64)
-    return False
-
-
-def _named_leaves(tree: Any) -> list[tuple[str, Any]]:
-    """[("params/trunk/conv1_1/kernel", leaf), ...] of a nested-dict tree."""
-    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return [("/".join(str(getattr(k, "key", k)) for k in path), leaf) for path, leaf in flat]
-
-
-def _arrays(tree: Any) -> list[tuple[str, Any]]:
-    """The named leaves of ``tree`` that get fingerprints: jax arrays as they are, other
-    leaves (numpy arrays, Python numbers) as numpy arrays of the dtype jax gives them."""
-    named = [(name, leaf if isinstance(leaf, jax.Array) else np.asarray(jnp.asarray(leaf)))
-             for name, leaf in _named_leaves(tree)]
-    return [(name, x) for name, x in named if _hashable(x.dtype)]
-
-
-def _to_host(x: Any) -> np.ndarray:
-    """Array ``x`` as a numpy array (a PRNG key array as its key data)."""
-    if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-        x = jax.random.key_data(x)
-    return np.asarray(x)
-
-
-def _per_array(named: list[tuple[str, Any]], on_host: Any, on_device: Any) -> dict[str, Any]:
-    """{name: on_host(numpy array)} for small states held whole by this process (no
-    compile), else {name: on_device([arrays])[i]}, one jitted call per set of devices
-    (with several processes, every process must call this: the sums are collectives)."""
-    host = (sum(x.nbytes for _, x in named) <= HOST_BYTES and
-            all(getattr(x, "is_fully_addressable", True) for _, x in named))
-    groups: dict[Any, list[tuple[str, Any]]] = {}
-    for name, x in named:
-        where = ("host" if host or not isinstance(x, jax.Array)
-                 else frozenset(x.sharding.device_set))
-        groups.setdefault(where, []).append((name, x))
-    found = {}
-    for where, group in groups.items():
-        arrays = [x for _, x in group]
-        results = ([on_host(_to_host(x)) for x in arrays] if where == "host"
-                   else jax.device_get(on_device(arrays)))
-        found.update(zip([name for name, _ in group], results))
-    return found
-
-
-def fingerprints(tree: Any) -> dict[str, dict[str, Any]]:
-    """{name: {"shape", "dtype", "sum" (16 hex digits)}} of every array of ``tree``.
-
-    The same whether computed on the host or on the devices, sharded or not; arrays of
-    sub-byte or non-numeric dtypes are left out.
-    """
-    named = _arrays(tree)
-    sums = _per_array(named, lambda x: _fingerprint(x, np), _device_sums)
-    return {name: {"shape": list(np.shape(x)), "dtype": str(x.dtype),
-                   "sum": f"{int(sums[name][0]):08x}{int(sums[name][1]):08x}"}
-            for name, x in named}
-
-
-def _nonfinite(tree: Any) -> list[str]:
-    """Names of the float arrays of ``tree`` holding a NaN or an infinity."""
-    named = [(name, x) for name, x in _arrays(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
-    finite = _per_array(named, lambda x: _finite(x, np), _device_finite)
-    return [name for name, _ in named if not bool(finite[name])]
-
-
-def _checksum_record(tree: Any) -> dict[str, Any]:
-    """The JSON saved beside a checkpoint's arrays: the algorithm and each array's sum."""
-    return {"algorithm": FINGERPRINT, "arrays": fingerprints(tree)}
-
-
-def _params_first(names: Any) -> list[str]:
-    """``names`` sorted, the model's own arrays (``params/...``) before optimizer slots."""
-    return sorted(names, key=lambda name: (not name.startswith("params/"), name))
-
-
-def _listed(names: list[str], limit: int = 3) -> str:
-    """"a, b, c and 4 more"."""
-    more = f" and {len(names) - limit} more" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
-
-
-def _verify(record: dict[str, Any] | None, restored: Any) -> str | None:
-    """What differs between the restored arrays and the checksums saved with them, or None.
-
-    record: the saved checksums, or None for a checkpoint written before them: then only
-    NaN or infinite floats count as damage. Arrays restored with another dtype or shape than
-    they were saved with (a cast on restore) cannot be compared and are skipped.
-    """
-    if record is None:
-        bad = _params_first(_nonfinite(restored))
-        return f"NaN or infinite values in {_listed(bad)}" if bad else None
-    found = fingerprints(restored)
-    if record.get("algorithm") != FINGERPRINT:
-        return None  # a fingerprint this version cannot recompute: nothing to compare
-    saved = record.get("arrays", {})
-    bad = [name for name, f in found.items() if name in saved
-           and (saved[name].get("dtype"), saved[name].get("shape")) == (f["dtype"], f["shape"])
-           and saved[name].get("sum") != f["sum"]]
-    return f"checksum mismatch in {_listed(_params_first(bad))}" if bad else None
 
 
 # ---------------------------------------------------------------------------------------
@@ -347,7 +172,7 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any,
         raise _save_failed(folder, step, problem or "not writable from another process")
     tree = flax.serialization.to_state_dict(state)
     args = ocp.args.Composite(**{ITEM: ocp.args.StandardSave(tree),
-                                 CHECKSUMS: ocp.args.JsonSave(_checksum_record(tree))})
+                                 CHECKSUMS: ocp.args.JsonSave(fingerprint.record(tree))})
     try:
         manager.save(int(step), args=args, metrics=metrics, force=True)
     except Exception as e:  # orbax raises whatever the file system or its threads raised
@@ -436,7 +261,7 @@ def _checksums(step_dir: str) -> dict[str, Any] | None:
 def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
     """{"params/trunk/conv1_1/kernel": shape, ...} of a nested-dict tree of arrays."""
     return {name: tuple(getattr(leaf, "shape", None) or np.shape(leaf))
-            for name, leaf in _named_leaves(tree)}
+            for name, leaf in fingerprint.named_leaves(tree)}
 
 
 def check_compatible(manager: ocp.CheckpointManager, step: int, template: Any) -> None:
@@ -447,10 +272,10 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, template: Any) -
     path = os.path.join(str(manager.directory), str(step), ITEM)
     saved = _shapes(ocp.StandardCheckpointHandler().metadata(epath.Path(path)).tree)
     wanted = _shapes(template)
-    missing = _params_first(set(wanted) - set(saved))
-    unexpected = _params_first(set(saved) - set(wanted))
+    missing = fingerprint.params_first(set(wanted) - set(saved))
+    unexpected = fingerprint.params_first(set(saved) - set(wanted))
     shapes = [f"{k} {saved[k]} (model: {wanted[k]})"
-              for k in _params_first(set(saved) & set(wanted)) if saved[k] != wanted[k]]
+              for k in fingerprint.params_first(set(saved) & set(wanted)) if saved[k] != wanted[k]]
     if missing or unexpected or shapes:
         parts = [f"{len(names)} {what}: {', '.join(names[:5])}" + (" ..." if len(names) > 5
                                                                    else "")
@@ -502,7 +327,7 @@ def _probe(step_dir: str, record: dict[str, Any] | None) -> str | None:
                 item=tree, restore_args=restore_args))
     except Exception as e:  # noqa: BLE001 (whatever tensorstore or JSON make of bad files)
         return f"cannot read its arrays: {_cause(e)}"
-    return _verify(record, restored)
+    return fingerprint.verify(record, restored)
 
 
 def _read(manager: ocp.CheckpointManager, step: int, args: Any,
@@ -540,7 +365,7 @@ def _read(manager: ocp.CheckpointManager, step: int, args: Any,
         if error is not None:
             raise error
         raise RuntimeError(f"restoring checkpoint {step} in {folder} failed on another process")
-    problem = _verify(record, restored)
+    problem = fingerprint.verify(record, restored)
     if problem:
         raise CorruptCheckpoint(folder, step, problem)
     return restored

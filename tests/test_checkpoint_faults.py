@@ -25,7 +25,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from configs import sample
-from fcnjax import checkpoint, models, train
+from fcnjax import checkpoint, fingerprint, models, train
 
 ROOT = pathlib.Path(__file__).parent.parent
 
@@ -137,9 +137,9 @@ def damaged_lines(err):
 def test_every_array_gets_a_checksum_saved_with_it(saved):
     step_dir = os.path.join(checkpoint.checkpoint_dir(str(saved["pristine"])), "3")
     record = checkpoint._checksums(step_dir)
-    names = {name for name, _ in checkpoint._named_leaves(
+    names = {name for name, _ in fingerprint.named_leaves(
         flax.serialization.to_state_dict(saved["states"][3]))}
-    assert record["algorithm"] == checkpoint.FINGERPRINT
+    assert record["algorithm"] == fingerprint.ALGORITHM
     assert set(record["arrays"]) == names
     kernel = saved["states"][3].params["bottom_conv2"]["kernel"]
     assert record["arrays"]["params/bottom_conv2/kernel"]["shape"] == list(kernel.shape)
@@ -155,18 +155,18 @@ def test_fingerprints_agree_on_host_and_device_and_see_one_flipped_bit(dtype, mo
     values = rng.normal(size=(5, 7)) * 50
     host = (values > 0) if dtype == jnp.bool_ else values.astype(np.dtype(dtype))
     device = jnp.asarray(host)
-    on_host = checkpoint.fingerprints({"x": device})["x"]  # a small state: summed on the host
+    on_host = fingerprint.fingerprints({"x": device})["x"]  # a small state: summed on the host
     with monkeypatch.context() as patch:
-        patch.setattr(checkpoint, "HOST_BYTES", -1)  # the path of large or sharded states
-        on_device = checkpoint.fingerprints({"x": device})["x"]
-    assert on_device == on_host == checkpoint.fingerprints({"x": host})["x"]
+        patch.setattr(fingerprint, "HOST_BYTES", -1)  # the path of large or sharded states
+        on_device = fingerprint.fingerprints({"x": device})["x"]
+    assert on_device == on_host == fingerprint.fingerprints({"x": host})["x"]
     assert on_device["dtype"] == str(device.dtype) and on_device["shape"] == [5, 7]
     flipped = host.copy()
     raw = flipped.reshape(-1).view(np.uint8)
     raw[17] ^= 0x10  # one bit of one element
-    assert checkpoint.fingerprints({"x": flipped})["x"]["sum"] != on_device["sum"]
+    assert fingerprint.fingerprints({"x": flipped})["x"]["sum"] != on_device["sum"]
     # the same values elsewhere in the array are another array
-    assert checkpoint.fingerprints({"x": host.T.copy()})["x"]["sum"] != on_device["sum"]
+    assert fingerprint.fingerprints({"x": host.T.copy()})["x"]["sum"] != on_device["sum"]
 
 
 def test_flipped_data_bytes_pass_orbax_unnoticed(saved, workdir):
