@@ -2,7 +2,7 @@
 
 ``ConfigError`` (a config value that cannot work) and ``DataError`` (data that cannot train or
 be scored as configured) are ValueErrors whose message names the problem and the fix.
-:func:`one_line_errors` turns them, and the other exceptions of ``USER_ERRORS``, into
+:func:`one_line_errors` turns them, and the other exceptions of :func:`user_errors`, into
 ``<prog>: error: <message>`` and exit status 1 with no traceback; programming errors keep
 their traceback. ``--debug`` on a command line, or ``FCNJAX_DEBUG=1``, shows the traceback
 of user errors too.
