@@ -46,6 +46,7 @@ def check_config(config: Any) -> None:
             allowed = "() (whole images) or " if empty else ""
             raise ConfigError(f"config.input.{name} = {size}: give {allowed}(height, width) "
                               "in pixels, e.g. (224, 224)")
+    check_unet_sizes(config)
     dtype = config.model.get("dtype", "float32")
     if isinstance(dtype, str) and dtype not in DTYPES:
         raise ConfigError(f"config.model.dtype = {dtype!r}: choose one of {DTYPES}")
@@ -54,6 +55,25 @@ def check_config(config: Any) -> None:
         raise ConfigError(f"config.input.label_values = {values} names {len(values)} classes "
                           f"but config.model.num_classes = {config.model.num_classes}: give "
                           "one stored value per class")
+
+
+def check_unet_sizes(config: Any) -> None:
+    """ConfigError when a U-Net's geometry cannot take the crop or the eval canvas (a valid
+    U-Net's pools need even maps): the message names the nearest sizes that fit."""
+    model = config.model
+    if model.name != "unet":
+        return
+    from fcnjax.models.unet import unet_geometry
+
+    geometry = unet_geometry(model.get("levels", 4), model.get("padding", "valid"),
+                             model.get("upsampling", "transpose"))
+    for name in ("crop_size", "eval_size"):
+        for side in tuple(config.input[name]):
+            try:
+                geometry.output_size(side)
+            except ValueError as error:
+                raise ConfigError(f"config.input.{name} = {tuple(config.input[name])}: "
+                                  f"{error}") from None
 
 
 class UnwritableWorkdir(OSError):

@@ -5,6 +5,7 @@ model's checkpoint, a misspelt config key) stopped with a clear error."""
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -263,3 +264,30 @@ def test_a_second_run_on_a_workdir_in_use_is_refused_naming_the_holder(tmp_path)
         with pytest.raises(train.WorkdirInUse, match=f"pid {os.getpid()} on host"):
             train.train_and_evaluate(tiny_config(), str(tmp_path))
     assert not os.path.exists(tmp_path / "checkpoints")
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("train.eval_every", 0, "config.train.eval_every = 0"),
+    ("train.checkpoint_every", -3, ">= 1"),
+    ("eval.batch_size", 0, "config.eval.batch_size"),
+    ("input.crop_size", (64,), "(height, width)"),
+    ("input.eval_size", (0, 128), "config.input.eval_size"),
+    ("input.label_values", (0, 128, 255), "names 3 classes"),
+    ("model.dtype", "float8", "config.model.dtype"),
+])
+def test_config_values_that_cannot_work_are_refused_in_one_line(field, value, words):
+    config = sample.get_config()
+    section, key = field.split(".")
+    config[section][key] = value
+    with pytest.raises(train.errors.ConfigError, match=re.escape(words)):
+        train.check_config(config)
+
+
+def test_a_valid_unet_crop_its_pools_cannot_take_names_the_sizes_that_fit():
+    from configs import unet_isbi
+
+    config = unet_isbi.get_config()
+    train.check_config(config)  # 572 and the 700 canvas fit
+    config.input.crop_size = (570, 570)
+    with pytest.raises(train.errors.ConfigError, match="nearest valid sizes: 556 and 572"):
+        train.check_config(config)
