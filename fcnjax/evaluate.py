@@ -10,6 +10,13 @@ folder (``best`` holds the best evaluation by mean IU), or one ``<step>`` folder
 ``<workdir>/eval_<split>_<step>.json``. A checkpoint of another model is refused with a
 message naming the arrays that do not fit.
 
+ISBI 2012 (2 classes, ``config.eval.classes == "isbi2012"`` or the prepared ``isbi2012``
+dataset: membrane = class 0, cell = class 1): the report and the JSON (key ``"isbi2012"``)
+also have the challenge's scores of the split's whole images (:func:`challenge_metrics`,
+:func:`fcnjax.isbi_metrics.challenge_scores`): V_Rand and V_Info after thinning (the 2016
+leaderboard's) and the unthinned Rand and pixel errors (2012's, the U-Net paper's table).
+Single-process runs only: the model runs once more over the images, on the host's devices.
+
 Scoring is data parallel over ``config.mesh``, as training is (:mod:`fcnjax.parallel`): each
 eval batch is padded with void examples to a multiple of the devices and split over them. A
 checkpoint restores on any number of devices, whatever it was written on. Multi-host: run the
@@ -47,11 +54,12 @@ def restore_state(config: ml_collections.ConfigDict, path: str, mesh: Mesh | Non
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, path: str,
-                        split: str | None = None) -> dict[str, Any]:
+                        split: str | None = None, challenge: bool = False) -> dict[str, Any]:
     """Score the checkpoint ``path`` names on ``split`` (default: the eval split).
 
     Returns ``{"step", "split", "loss", "pixel_acc", "mean_acc", "mean_iu", "fw_iu",
-    "mean_dice", "class_iu", "class_dice"}``.
+    "mean_dice", "class_iu", "class_dice"}``; ``challenge``: with ``"isbi2012"`` too, the
+    dict of :func:`challenge_metrics`.
     """
     from fcnjax.data import pipeline
 
@@ -61,7 +69,44 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, path: str,
     eval_fn = train.make_eval_fn(config, mesh, train.state_sharding(config, state, mesh))
     batches = pipeline.eval_dataset(config.input, split, config.eval.batch_size)
     summary, _ = train.evaluate(eval_fn, state, batches)
-    return {"step": int(state.step), "split": split, **summary}
+    result = {"step": int(state.step), "split": split, **summary}
+    if challenge:
+        result["isbi2012"] = challenge_metrics(config, state, split)
+    return result
+
+
+def is_isbi2012(config: ml_collections.ConfigDict) -> bool:
+    """Whether the challenge scores apply: 2 classes, membrane = 0 and cell = 1, as
+    ``config.eval.classes == "isbi2012"`` or the prepared ``isbi2012`` dataset says."""
+    return config.model.num_classes == 2 and (
+        config.eval.classes == "isbi2012"
+        or (config.input.source == "tfds" and config.input.tfds_name == "isbi2012"))
+
+
+def challenge_metrics(config: ml_collections.ConfigDict, state: Any, split: str
+                      ) -> dict[str, float]:
+    """The ISBI 2012 challenge's scores of ``split``'s whole images:
+    ``{"v_rand", "v_info", "rand_error", "pixel_error", "images"}``.
+
+    Each image, normalised as the input pipeline does (no mirror padding, no canvas), goes
+    through :func:`fcnjax.predict.make_forward` (a valid U-Net tile by tile); p(membrane) is
+    the softmax's class 0, the true cells are the pixels of class 1 (void counts as
+    membrane). Scored by :func:`fcnjax.isbi_metrics.challenge_scores`.
+    """
+    from fcnjax import isbi_metrics, predict
+    from fcnjax.data import pipeline, transforms
+
+    cfg = config.input
+    source = pipeline.make_source(cfg, split, "eval_ids" if split == cfg.eval_split else None)
+    table = transforms.label_table(pipeline.label_values(cfg, source))
+    forward = predict.make_forward(config, state)
+    membranes, cells = [], []
+    for index in range(len(source)):
+        example = transforms.map_labels(source[index], table)
+        image = transforms.normalize(example, cfg.mean, cfg.scale, cfg.bgr)["image"]
+        membranes.append(predict.softmax(forward(image))[..., 0])
+        cells.append(example["label"] == 1)
+    return {**isbi_metrics.challenge_scores(membranes, cells), "images": len(membranes)}
 
 
 def report(config: ml_collections.ConfigDict, result: dict[str, Any]) -> str:
@@ -69,7 +114,15 @@ def report(config: ml_collections.ConfigDict, result: dict[str, Any]) -> str:
     names = visualize.class_names(config.eval.classes, config.model.num_classes)
     heading = (f"{config.model.name}, step {result['step']}, split {result['split']}: "
                f"loss {result['loss']:.4g}")
-    return heading + "\n" + reporting.paper_table(result, names)
+    text = heading + "\n" + reporting.paper_table(result, names)
+    if "isbi2012" in result:
+        scores = result["isbi2012"]
+        text += (f"\n\nISBI 2012 challenge, {scores['images']} images, best of 11 thresholds:"
+                 f"\n  V_Rand (thinned) {scores['v_rand']:.4f}   V_Info (thinned) "
+                 f"{scores['v_info']:.4f}   2016 leaderboard, 1 best"
+                 f"\n  Rand error       {scores['rand_error']:.4f}   pixel error      "
+                 f"{scores['pixel_error']:.4f}   2012 leaderboard (U-Net paper), 0 best")
+    return text
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -94,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
         if not flags.FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)
         where = path.value or workdir.value
-        result = evaluate_checkpoint(config.value, where, split.value)
+        challenge = is_isbi2012(config.value) and jax.process_count() == 1
+        result = evaluate_checkpoint(config.value, where, split.value, challenge)
         if not parallel.is_main_process():
             return
         print(report(config.value, result))
