@@ -31,6 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.init.checkpoint = ""               # workdir of an earlier stage (16s from 32s): copy
                                               # what matches, new score layers start at zero
     config.init.torchvision_vgg16 = ""        # torchvision VGG16 .pth: conv1_1 ... fc7
+    config.init.caffe_vgg16 = ""              # the reference's VGG_ILSVRC_16_layers.caffemodel
     config.init.pytorch_fcn = ""              # pytorch-fcn FCN32s/16s/8s/8sAtOnce .pth: everything
 
     config.input = ml_collections.ConfigDict()

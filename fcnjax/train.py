@@ -92,12 +92,15 @@ def initial_params(init: ml_collections.ConfigDict, model: Any, key: jax.Array,
                    image_shape: Shape | Mapping[str, Shape]) -> Any | None:
     """Params from ``config.init``'s source, or None to draw them at random.
 
-    ``checkpoint``: an earlier stage's workdir (FCN-16s from FCN-32s; new score layers zero);
-    ``torchvision_vgg16`` / ``pytorch_fcn``: PyTorch weight files (:mod:`fcnjax.surgery`).
+    ``checkpoint``: an earlier stage's workdir (FCN-16s from FCN-32s; new score layers zero;
+    ``python -m fcnjax.zoo convert`` makes one of a published caffemodel);
+    ``torchvision_vgg16`` / ``pytorch_fcn``: PyTorch weight files (:mod:`fcnjax.surgery`);
+    ``caffe_vgg16``: the reference's ImageNet VGG_ILSVRC_16_layers.caffemodel
+    (:mod:`fcnjax.weights.caffe`, fc6 / fc7 as convolutions).
     """
     sources = {k: v for k, v in init.items() if v}
     if len(sources) > 1:
-        raise ValueError(f"config.init names {sorted(sources)}: set at most one")
+        raise errors.ConfigError(f"config.init names {sorted(sources)}: set at most one")
     if not sources:
         return None
     (source, path), = sources.items()
@@ -106,8 +109,14 @@ def initial_params(init: ml_collections.ConfigDict, model: Any, key: jax.Array,
     if source == "pytorch_fcn":
         params = surgery.from_pytorch_fcn(path, model)
     else:
-        old = (checkpoint.restore_params(path) if source == "checkpoint"
-               else {"trunk": surgery.from_torchvision_vgg16(path)})
+        if source == "checkpoint":
+            old = checkpoint.restore_params(path)
+        elif source == "caffe_vgg16":
+            from fcnjax.weights import caffe  # protobuf: only for Caffe files
+
+            old = {"trunk": caffe.from_caffe_vgg16(path)}
+        else:
+            old = {"trunk": surgery.from_torchvision_vgg16(path)}
         params, report = surgery.stage_init(model, old, key, image)
         if parallel.is_main_process():
             tqdm.write(f"init from {source} {path}: {len(report.copied)} arrays copied, "

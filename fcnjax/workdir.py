@@ -565,12 +565,18 @@ def check_resume(workdir: str | os.PathLike, config: Any,
                  allow_changes: bool = False) -> list[Change]:
     """Compare ``config`` with the earlier run's ``<workdir>/config.json`` (none: nothing to
     compare, []). Raises ConfigChanged listing the differing fields outside
-    ``RESUMABLE_FIELDS`` unless ``allow_changes``; returns every difference."""
+    ``RESUMABLE_FIELDS`` unless ``allow_changes``; returns every difference.
+
+    A field only one side has is no conflict: the config is locked, so a user cannot add
+    one; a field comes or goes with another fcnjax version (its default then), and a run
+    started before an upgrade must still resume.
+    """
     old = load_config(workdir)
     if old is None:
         return []
     changes = config_changes(old, config)
-    refused = [c for c in changes if c.field not in RESUMABLE_FIELDS]
+    refused = [c for c in changes if c.field not in RESUMABLE_FIELDS
+               and UNSET not in (c.old, c.new)]
     if refused and not allow_changes:
         raise ConfigChanged(changed_message(os.fspath(workdir), refused))
     return changes

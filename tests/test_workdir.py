@@ -335,11 +335,14 @@ def test_tuples_and_lists_are_equal(tmp_path):
         wd.Change("input.crop_size", [64, 64], [64, 64, 1])]
 
 
-def test_added_and_removed_fields_differ(tmp_path):
+def test_fields_another_fcnjax_version_adds_or_drops_are_reported_not_refused(tmp_path):
+    """A run saved before an upgrade added config.init.caffe_vgg16 must resume after it."""
     wd.save_config(tmp_path, {"model": {"name": "unet", "features": 16}})
-    with pytest.raises(wd.ConfigChanged, match=r"model.depth <unset> -> 4, model.features "
-                                               r"16 -> <unset>"):
-        wd.check_resume(tmp_path, {"model": {"name": "unet", "depth": 4}})
+    changes = wd.check_resume(tmp_path, {"model": {"name": "unet", "depth": 4,
+                                                   "features": 16}})
+    assert changes == [wd.Change("model.depth", wd.UNSET, 4)]
+    with pytest.raises(wd.ConfigChanged, match=r"model.features 16 -> 8"):
+        wd.check_resume(tmp_path, {"model": {"name": "unet", "depth": 4, "features": 8}})
 
 
 def test_odd_values_saved_as_text_and_bools_not_numbers(tmp_path):
