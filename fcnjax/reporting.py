@@ -7,7 +7,8 @@ Everything lands in the workdir:
   ("train" or "eval"), ``loss`` (mean cross-entropy per labelled pixel), ``pixel_acc``,
   ``mean_acc``, ``mean_iu``, ``fw_iu``, ``mean_dice``; eval records add ``split``,
   ``class_iu`` and ``class_dice`` (lists by class id, null where undefined), train records
-  ``objective`` (the minimised loss, sum or mean), ``steps_per_second`` and ``images_per_second``.
+  ``objective`` (the minimised loss, sum or mean), ``window_steps`` (the steps averaged),
+  ``steps_per_second`` and ``images_per_second``.
 - ``tensorboard/``: event files with every scalar as ``<mode>/<key>`` and the prediction grids.
 - ``learning_curve.png``: loss and scores against step; ``predictions_<step>.png``: grids
   (image | truth | prediction per example, with a class-colour legend).

@@ -236,7 +236,8 @@ def log_train(reporter: reporting.Reporter | None, step: int,
     is None: not process 0); return the record."""
     host = jax.device_get(totals)
     record = {"step": step, "mode": "train", **summarize(host),
-              "objective": float(host["loss"]) / steps, "steps_per_second": steps / seconds,
+              "objective": float(host["loss"]) / steps, "window_steps": steps,
+              "steps_per_second": steps / seconds,
               "images_per_second": steps * batch_size / seconds}
     if reporter is not None:
         reporter.write(record)
