@@ -323,12 +323,15 @@ SPLIT_STYLES = ("-", "-.", ":")
 def curve_points(records: Sequence[Mapping[str, Any]], mode: str,
                  key: str) -> dict[str, tuple[list[int], list[float]]]:
     """Steps and values of ``key`` in the records of ``mode``, grouped by "train" or by
-    each eval split (in order of appearance); null and non-finite values are left out."""
+    each eval split (in order of appearance; an evaluation of the training split, as ISBI's
+    held-out ids of it, is "eval train", apart from the training steps' own records); null
+    and non-finite values are left out."""
     groups: dict[str, tuple[list[int], list[float]]] = {}
     for record in records:
         if record.get("mode") != mode:
             continue
-        group = "train" if mode == "train" else str(record.get("split") or "eval")
+        split = str(record.get("split") or "eval")
+        group = "train" if mode == "train" else ("eval train" if split == "train" else split)
         steps, values = groups.setdefault(group, ([], []))
         value = record.get(key)
         if isinstance(value, (int, float)) and np.isfinite(value):
