@@ -39,7 +39,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -142,7 +142,7 @@ class StopRequests:
 
     # --- installing and restoring -----------------------------------------------------
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> StopRequests:
         self._depth += 1
         if self._depth > 1 or threading.current_thread() is not threading.main_thread():
             return self  # signal.signal would refuse: leave the handlers as they are
