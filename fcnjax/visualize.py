@@ -35,6 +35,15 @@ CLASS_SETS: Mapping[str, tuple[str, ...]] = {
                  "mountain", "person", "plant", "pole", "river", "road", "rock", "sand", "sea",
                  "sidewalk", "sign", "sky", "staircase", "streetlight", "sun", "tree",
                  "window"),
+    "pascal_context": ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus",
+                       "car", "cat", "chair", "cow", "diningtable", "dog", "horse",
+                       "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+                       "tvmonitor", "bag", "bed", "bench", "book", "building", "cabinet",
+                       "ceiling", "clothes", "computer", "cup", "door", "fence", "floor",
+                       "flower", "food", "grass", "ground", "keyboard", "light", "mountain",
+                       "mouse", "curtain", "platform", "sign", "plate", "road", "rock",
+                       "shelves", "sidewalk", "sky", "snow", "bedcloth", "track", "tree",
+                       "truck", "wall", "water", "window", "wood"),
 }
 """Class names of each dataset by class id (``config.eval.classes``)."""
 

@@ -139,3 +139,37 @@ def stack(pages, *parts):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     pages[0].save(path, save_all=True, append_images=list(pages[1:]))
     return path
+
+
+# Names of PASCAL-Context's labels.txt that are no task class (a few of the 400 others).
+PASCAL_CONTEXT_OTHERS = ("accordion", "air conditioner", "clothes tree", "pool table", "zebra")
+
+
+def write_pascal_context(root, classes, counts=(("train", 2), ("val", 1))):
+    """VOC2010 JPEGImages + ImageSets/Main lists with PASCAL-Context's trainval/*.mat
+    ("LabelMap": ids of labels.txt), labels.txt and 59_labels.txt ("<id>: <name>" lines).
+
+    ``classes``: the 59 task names, written to 59_labels.txt (tv monitor with a space);
+    labels.txt numbers them (table, bedclothes, cloth for diningtable, bedcloth, clothes) and
+    PASCAL_CONTEXT_OTHERS alphabetically from 1. Returns {name in labels.txt: id}.
+    """
+    full = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}
+    names = sorted([full.get(c, c) for c in classes] + list(PASCAL_CONTEXT_OTHERS))
+    ids = {name: i for i, name in enumerate(names, 1)}
+    write_lines([f"{i}: {name}" for name, i in ids.items()], root, "labels.txt")
+    write_lines([f"{i}: {'tv monitor' if c == 'tvmonitor' else c}"
+                 for i, c in enumerate(classes, 1)], root, "59_labels.txt")
+    voc = os.path.join(str(root), "VOC2010")
+    picks = ["aeroplane", "table", "cloth", "bedclothes", "wood"]
+    for split, count in counts:
+        lines = []
+        for i in range(count):
+            name = f"2008_{split}{i}"
+            save(rgb(40 * i + 5), voc, "JPEGImages", name + ".jpg")
+            other = PASCAL_CONTEXT_OTHERS[i % len(PASCAL_CONTEXT_OTHERS)]
+            row = [ids[p] for p in picks] + [ids[other], 0, 999]  # 999: not in labels.txt
+            save_mat(os.path.join(str(root), "trainval", name + ".mat"),
+                     LabelMap=np.resize(np.uint16(row), H * W).reshape(H, W))
+            lines.append(name)
+        write_lines(lines, voc, "ImageSets", "Main", split + ".txt")
+    return ids

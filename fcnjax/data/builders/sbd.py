@@ -54,7 +54,7 @@ def read_mat(path: str, key: str, field: str = "Segmentation") -> np.ndarray:
     except FileNotFoundError:
         raise common.BadExample(f"{path} does not exist; restore it or remove its name from "
                                 "the split list") from None
-    except (ValueError, TypeError, KeyError, OSError) as error:
+    except (ValueError, TypeError, KeyError, OSError, scipy.io.matlab.MatReadError) as error:
         raise common.BadExample(f"{path} is not a MATLAB file with {key!r} ({error}); copy it "
                                 "again from the original archive, or prepare with --skip_bad")
     array = np.asarray(getattr(value, field) if field else value)
