@@ -8,19 +8,11 @@ only its colour image, in BGR minus the reference's NYUDv2 mean. The published c
 converts with ``python -m fcnjax.zoo convert ... --model nyud-fcn32s-color``.
 """
 
-from configs import default
+from configs import nyud_rgbd
 
 
 def get_config():
-    config = default.get_config()
+    config = nyud_rgbd.get_config()  # the same data, crops and mean, without the depth channel
     config.model.name = "fcn32s"
-    config.model.num_classes = 40
-    config.eval.classes = "nyud40"
-    config.input.source = "tfds"
-    config.input.tfds_name = "nyud_v2/rgbd"
-    config.input.train_split = "trainval"
-    config.input.eval_split = "test"
-    config.input.mean = (116.190, 97.203, 92.318)  # the reference's NYUDv2 BGR mean
-    config.input.crop_size = (425, 560)
-    config.input.eval_size = (425, 560)
+    config.input.depth_key = ""
     return config

@@ -9,21 +9,13 @@ does. The published caffemodel converts with ``python -m fcnjax.zoo convert ... 
 nyud-fcn32s-hha``.
 """
 
-from configs import default
+from configs import nyud_color
 
 
 def get_config():
-    config = default.get_config()
-    config.model.name = "fcn32s"
-    config.model.num_classes = 40
-    config.eval.classes = "nyud40"
-    config.input.source = "tfds"
+    config = nyud_color.get_config()
     config.input.tfds_name = "nyud_v2/rgbd_hha"
     config.input.tfds_image_key = "hha"
-    config.input.train_split = "trainval"
-    config.input.eval_split = "test"
     config.input.bgr = False                  # HHA channels are used as stored
     config.input.mean = (132.431, 94.076, 118.477)  # the reference's HHA mean
-    config.input.crop_size = (425, 560)
-    config.input.eval_size = (425, 560)
     return config
