@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from fcnjax import metrics, visualize
+from fcnjax.workdir import write_atomic
 
 METRICS_FILE = "metrics.jsonl"
 PAPER_COLUMNS = (("pixel acc.", "pixel_acc"), ("mean acc.", "mean_acc"),
@@ -137,10 +138,8 @@ def truncate_metrics(workdir: str, step: int) -> int:
             kept[record_key(record)] = record
     dropped = len(records) - len(kept)
     if dropped or torn:
-        with open(path + ".tmp", "w") as f:
-            f.writelines(json.dumps(r) + "\n"
-                         for r in sorted(kept.values(), key=lambda r: r.get("step", 0)))
-        os.replace(path + ".tmp", path)
+        ordered = sorted(kept.values(), key=lambda r: r.get("step", 0))
+        write_atomic(path, "".join(json.dumps(r) + "\n" for r in ordered).encode())
     return dropped
 
 

@@ -207,15 +207,27 @@ def in_use_message(workdir: str, holder: Mapping[str, Any], here: Mapping[str, s
             ": wait for it to finish, or pass another --workdir")
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    """Replace ``path`` by ``data`` at once (a temp file beside it, then os.replace): a
-    reader sees the old or the new contents, never half of them."""
-    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+def write_temp(path: str, data: bytes, suffix: str) -> str:
+    """A complete, synced file of ``data`` beside ``path`` (a unique ``suffix`` name): the
+    first half of an atomic write. Returns its path; the caller renames or removes it."""
+    tmp = f"{path}.{uuid.uuid4().hex}{suffix}"
     try:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Replace ``path`` by ``data`` at once (a temp file beside it, then os.replace): a
+    reader sees the old or the new contents, never half of them."""
+    tmp = write_temp(path, data, ".tmp")
+    try:
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -226,12 +238,8 @@ def create_lock(path: str, data: bytes) -> None:
     """Create ``path`` holding ``data``, or raise FileExistsError: atomically, as a hard link
     to a complete temp file (no reader sees it half written), or with O_CREAT | O_EXCL where
     the file system has no hard links."""
-    tmp = f"{path}.{uuid.uuid4().hex}.new"
+    tmp = write_temp(path, data, ".new")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
         try:
             os.link(tmp, path)
         except FileExistsError:

@@ -31,8 +31,6 @@ def check_canvas(config: Any, result: survey.Survey) -> None:
     """ConfigError when surveyed eval images (with ``mirror_pad`` on each side) exceed the
     ``eval_size`` canvas: found at start-up, not at the first evaluation."""
     size, pad = tuple(config.input.eval_size), 2 * config.input.mirror_pad
-    if not size:
-        return
     needed = (result.height[1] + pad, result.width[1] + pad)
     if needed[0] > size[0] or needed[1] > size[1]:
         raise ConfigError(
@@ -65,8 +63,9 @@ def check_data(config: Any, max_examples: int = 64, max_seconds: float = 10.0) -
     if found:
         raise survey.DegenerateData(f"{found[0]} ({line}; config.input.check_data=False "
                                     "trains anyway)")
-    eval_source, eval_values = sources[cfg.eval_split, "eval_ids"]
-    check_canvas(config, survey.survey(eval_source, 0, (), max_examples=max_examples,
-                                       max_seconds=max_seconds, split=cfg.eval_split))
+    if cfg.eval_size:  # whole images at their own sizes need no canvas: nothing to read
+        eval_source, _ = sources[cfg.eval_split, "eval_ids"]
+        check_canvas(config, survey.survey(eval_source, 0, (), max_examples=max_examples,
+                                           max_seconds=max_seconds, split=cfg.eval_split))
     return line
 
