@@ -18,6 +18,10 @@ def get_config() -> ml_collections.ConfigDict:
     # PRNG of the init and dropout keys: "threefry2x32" (JAX's default, the same numbers on
     # every backend) or "rbg" (XLA's generator: much faster to compile on CPU).
     config.prng_impl = "threefry2x32"
+    # JAX's persistent compilation cache for the command lines (fcnjax.compile_cache): a rerun
+    # of the same program skips its compile. "auto": $JAX_COMPILATION_CACHE_DIR, else
+    # $XDG_CACHE_HOME/fcnjax/jax (~/.cache/fcnjax/jax); a folder; "": off.
+    config.compile_cache = "auto"
 
     # Keyword arguments of fcnjax.models.build: "name" picks the constructor in
     # fcnjax.models.MODELS, the rest go to it (they differ between FCNs and U-Net).
@@ -110,6 +114,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.input.contrast = 0.0               # grey values: image * U(1 - c, 1 + c) ...
     config.input.brightness = 0.0             # ... + U(-b, b), on the normalised scale
     config.input.resample_order = 1           # spline order of image and weight: 1 or 3
+    # Where that augmentation runs: "host" (the input pipeline's CPU workers) or "device"
+    # (drawn on the host, applied inside the jitted train step: fcnjax.data.device_elastic;
+    # bilinear only). A GPU step outruns the host's ~10 examples/s per core.
+    config.input.augment_on = "host"
     # Eval batches of different-sized images are padded to their largest (label void) when
     # eval_size is empty; False: such a batch is an error.
     config.input.pad_batches = False

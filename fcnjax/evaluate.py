@@ -33,7 +33,8 @@ import jax
 import ml_collections
 from jax.sharding import Mesh
 
-from fcnjax import checkpoint, errors, models, parallel, reporting, train, visualize
+from fcnjax import (checkpoint, compile_cache, errors, models, parallel, reporting, train,
+                    visualize)
 
 
 def restore_state(config: ml_collections.ConfigDict, path: str, mesh: Mesh | None = None
@@ -144,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         if not (path.value or workdir.value):
             raise errors.ConfigError("give --checkpoint (a workdir or checkpoint folder)")
         parallel.initialize(auto=config.value.mesh.cluster_detect)  # multi-host; else no-op
+        compile_cache.enable(config.value.get("compile_cache", compile_cache.AUTO))
         if not flags.FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)
         where = path.value or workdir.value

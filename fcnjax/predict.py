@@ -30,7 +30,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from fcnjax import checkpoint, errors, evaluate, visualize
+from fcnjax import checkpoint, compile_cache, errors, evaluate, visualize
 from fcnjax.data import transforms
 from fcnjax.data.image_folder import natural_key, read_image
 
@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     def run(args: list[str]) -> None:
         if len(args) < 2:
             raise errors.ConfigError("name image files or folders to segment")
+        compile_cache.enable(config.value.get("compile_cache", compile_cache.AUTO))
         if not flags.FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)
         out = output.value or os.path.join(

@@ -34,8 +34,9 @@ from flax.training import train_state
 from jax.sharding import Mesh
 from tqdm import tqdm
 
-from fcnjax import (checkpoint, errors, interrupts, losses, metrics, models, optim, parallel,
-                    reporting, surgery)
+from fcnjax import (checkpoint, compile_cache, errors, interrupts, losses, metrics, models,
+                    optim, parallel, reporting, surgery)
+from fcnjax.data import device_elastic
 from fcnjax.objective import (center_crop, loss_options, main_logits,  # noqa: F401
                               model_inputs, score_batch, with_class_weights)
 from fcnjax.safeguards import (NonFiniteLoss, UnwritableWorkdir,  # noqa: F401 (re-exported)
@@ -132,10 +133,13 @@ def train_step(state: train_state.TrainState, batch: Batch, key: jax.Array, *,
     """One SGD step on ``batch`` ({"image": (B, H, W, C), "label": (B, H, W)}; the batch keys
     ``extra_inputs`` go to the model too, see ``model_inputs``).
 
-    Dropout draws from ``fold_in(key, state.step)``, loss sampling from a key folded from
+    A batch carrying augmentation draws (``warp_*``, ``config.input.augment_on = "device"``)
+    is first warped by them (:mod:`fcnjax.data.device_elastic`). Dropout draws from
+    ``fold_in(key, state.step)``, loss sampling from a key folded from
     that one. Returns the new state and the step's measurements (see ``score_batch``),
     computed from the logits before the update.
     """
+    batch = device_elastic.apply_warps(batch)  # augment_on="device": U-Net's warp, here
     dropout_key = jax.random.fold_in(key, state.step)
     sample_key = jax.random.fold_in(dropout_key, 1)
 
@@ -474,6 +478,7 @@ def main(argv: list[str] | None = None) -> None:
             raise errors.ConfigError(f"unexpected arguments: {args[1:]}")
         # multi-host: join the other processes before any JAX computation (no-op otherwise)
         parallel.initialize(auto=config.value.mesh.cluster_detect)
+        compile_cache.enable(config.value.get("compile_cache", compile_cache.AUTO))
         if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO
             logging.set_verbosity(logging.WARNING)
         train_and_evaluate(config.value, workdir.value, exit_while_compiling=True)

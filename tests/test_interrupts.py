@@ -158,13 +158,14 @@ def test_the_loop_saves_the_step_a_signal_came_in_and_raises_interrupted(
 
 
 class Run:
-    """``python -m fcnjax.train`` in a subprocess, its output gathered as it comes."""
+    """``python -m fcnjax.train`` in a subprocess, its output gathered as it comes; no
+    compilation cache, so that every run compiles (the tests signal it while it does)."""
 
     def __init__(self, workdir, *overrides, config="configs/sample.py"):
         self.started = time.monotonic()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "fcnjax.train", "--config", config, "--workdir",
-             str(workdir), *overrides], cwd=ROOT, stdout=subprocess.PIPE,
+             str(workdir), "--config.compile_cache=", *overrides], cwd=ROOT, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.out, self.err = bytearray(), bytearray()
         self.pumps = [threading.Thread(target=self.pump, args=(f, b)) for f, b in

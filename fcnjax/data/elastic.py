@@ -13,7 +13,10 @@ no new label value appears. Positions outside the example read its mirror image,
 three alike. Then the image's grey values change: ``image * contrast + brightness``.
 
 Everything runs on the host in NumPy/SciPy and draws from one ``np.random.Generator``, the
-way grain's ``random_map`` passes it, so a seeded pipeline repeats itself.
+way grain's ``random_map`` passes it, so a seeded pipeline repeats itself. The draws
+(:func:`draw`) are apart from their use (:func:`apply`): with ``config.input.augment_on =
+"device"`` the pipeline ships the draws with the crop and :mod:`fcnjax.data.device_elastic`
+applies them inside the jitted train step.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 Example = dict[str, np.ndarray]
+Draw = dict[str, np.ndarray]
 
 
 def keys_cubic(t: np.ndarray, a: float = -0.5) -> np.ndarray:
@@ -122,27 +126,59 @@ def grey_values(image: np.ndarray, contrast: float, brightness: float) -> np.nda
     return (image * np.float32(contrast) + np.float32(brightness)).astype(np.float32)
 
 
+def draw(rng: np.random.Generator, *, elastic_std: float = 10.0, grid: int = 3,
+         max_rotation: float = 180.0, max_shift: float = 0.0, flip: bool = True,
+         contrast: float = 0.0, brightness: float = 0.0) -> Draw:
+    """The random numbers of one augmentation (see :func:`augment` for the arguments), drawn
+    in a fixed order: grid displacements, angle, shift, mirrors, contrast, brightness.
+
+    Every entry has the same shape whatever is switched off (zeros, or 1 for the contrast),
+    so the draws of a batch stack; :func:`apply` (here) and
+    :mod:`fcnjax.data.device_elastic` (on the accelerator) turn them into the example.
+    """
+    field = (rng.normal(0.0, elastic_std, (2, grid, grid)) if elastic_std
+             else np.zeros((2, grid, grid)))
+    angle = math.radians(rng.uniform(-max_rotation, max_rotation)) if max_rotation else 0.0
+    shift = rng.uniform(-max_shift, max_shift, 2) if max_shift else np.zeros(2)
+    mirror = rng.random(2) < 0.5 if flip else np.zeros(2, bool)
+    grey = ((rng.uniform(1 - contrast, 1 + contrast), rng.uniform(-brightness, brightness))
+            if contrast or brightness else (1.0, 0.0))
+    return {"warp_grid": field, "warp_angle": np.float64(angle), "warp_shift": shift,
+            "warp_mirror": mirror, "warp_grey": np.asarray(grey, np.float64)}
+
+
+def positions_of(shape: tuple[int, int], draw: Mapping[str, np.ndarray]) -> np.ndarray:
+    """float32 (2, H, W): where each output pixel reads, for the numbers ``draw`` holds."""
+    grid = draw["warp_grid"]
+    field = displacement_field(shape, grid) if np.any(grid) else None
+    shift = draw["warp_shift"]
+    return sampling_positions(shape, angle=float(draw["warp_angle"]),
+                              shift=(shift[0], shift[1]),
+                              mirror=tuple(bool(m) for m in draw["warp_mirror"]), field=field)
+
+
+def apply(example: Mapping[str, np.ndarray], draw: Mapping[str, np.ndarray],
+          order: int = 3) -> Example:
+    """``example`` warped and its grey values changed as ``draw`` (:func:`draw`) says."""
+    out = warp(example, positions_of(example["label"].shape, draw), order)
+    contrast, brightness = draw["warp_grey"]
+    if (contrast, brightness) != (1.0, 0.0):
+        out["image"] = grey_values(out["image"], contrast, brightness)
+    return out
+
+
 def augment(example: Mapping[str, np.ndarray], rng: np.random.Generator, *,
             elastic_std: float = 10.0, grid: int = 3, max_rotation: float = 180.0,
             max_shift: float = 0.0, flip: bool = True, contrast: float = 0.0,
             brightness: float = 0.0, order: int = 3) -> Example:
-    """One random U-Net augmentation of ``{"image", "label"[, "weight"]}``.
+    """One random U-Net augmentation of ``{"image", "label"[, "weight"]}``: :func:`draw`,
+    then :func:`apply`.
 
     elastic_std: pixels, std of the grid displacements (0: no deformation). max_rotation:
     degrees, angle uniform in [-max, max]. max_shift: pixels, uniform per axis. flip: mirror
     each axis with probability 1/2. contrast, brightness: the grey values become
     ``image * U(1 - contrast, 1 + contrast) + U(-brightness, brightness)``.
     """
-    shape = example["label"].shape
-    field = None
-    if elastic_std:
-        field = displacement_field(shape, rng.normal(0.0, elastic_std, (2, grid, grid)))
-    angle = math.radians(rng.uniform(-max_rotation, max_rotation)) if max_rotation else 0.0
-    shift = tuple(rng.uniform(-max_shift, max_shift, 2)) if max_shift else (0.0, 0.0)
-    mirror = tuple(bool(m) for m in rng.random(2) < 0.5) if flip else (False, False)
-    out = warp(example, sampling_positions(shape, angle=angle, shift=shift, mirror=mirror,
-                                           field=field), order)
-    if contrast or brightness:
-        out["image"] = grey_values(out["image"], rng.uniform(1 - contrast, 1 + contrast),
-                                   rng.uniform(-brightness, brightness))
-    return out
+    numbers = draw(rng, elastic_std=elastic_std, grid=grid, max_rotation=max_rotation,
+                   max_shift=max_shift, flip=flip, contrast=contrast, brightness=brightness)
+    return apply(example, numbers, order)

@@ -57,6 +57,9 @@ from fcnjax.losses import IGNORE_LABEL, median_frequency_weights
 Batch = dict[str, np.ndarray]
 SOURCES = ("folder", "tfds")
 CLASS_BALANCES = ("", "median_frequency")
+AUGMENT_ON = ("host", "device")
+WEIGHT_CACHE_BYTES = 1 << 30
+"""Border weight maps kept per process (:class:`BorderWeighted`); beyond, computed anew."""
 
 
 class TfdsSource:
@@ -331,6 +334,37 @@ def add_border_weights(example: transforms.Example, weights: np.ndarray,
         w0=config["border_w0"], sigma=config["border_sigma"])}
 
 
+class BorderWeighted:
+    """``source`` whose examples carry ``"weight"``, U-Net's border weight map of their label
+    (class ids, w_c ``weights``; :func:`add_border_weights`), computed once per image: the
+    distance transforms cost more than the rest of an example's augmentation. Kept up to
+    ``WEIGHT_CACHE_BYTES`` per process (each grain worker holds its own); images beyond
+    that are computed on every read."""
+
+    def __init__(self, source: Any, weights: np.ndarray, config: Mapping[str, Any]):
+        self.source, self.weights, self.config = source, weights, config
+        self.table = transforms.label_table(config["label_values"])
+        self.cache: dict[int, np.ndarray] = {}
+        self.cached_bytes = 0
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> transforms.Example:
+        example = self.source[index]
+        weight = self.cache.get(index)
+        if weight is None:
+            label = transforms.map_labels(example, self.table)
+            weight = add_border_weights(label, self.weights, self.config)["weight"]
+            if self.cached_bytes + weight.nbytes <= WEIGHT_CACHE_BYTES:
+                self.cache[index] = weight
+                self.cached_bytes += weight.nbytes
+        return {**example, "weight": weight}
+
+    def __repr__(self) -> str:
+        return repr(self.source)
+
+
 def preprocess(example: transforms.Example, config: Mapping[str, Any],
                weights: np.ndarray | None = None) -> transforms.Example:
     """Label values to class ids, the image (and extra inputs, depth appended) to normalised
@@ -367,12 +401,14 @@ def augment(example: transforms.Example, rng: np.random.Generator,
     example = preprocess(example, config, weights)
     example = transforms.random_crop(example, config["crop_size"], rng)
     if uses_elastic(config):
-        example = elastic.augment(
-            example, rng, elastic_std=config["elastic_std"], grid=config["elastic_grid"],
+        draw = elastic.draw(
+            rng, elastic_std=config["elastic_std"], grid=config["elastic_grid"],
             max_rotation=config["max_rotation"], max_shift=config["max_shift"],
-            flip=config["flip"], contrast=config["contrast"], brightness=config["brightness"],
-            order=config["resample_order"])
-        return void_weight(example)
+            flip=config["flip"], contrast=config["contrast"], brightness=config["brightness"])
+        if config["augment_on"] == "device":  # the train step applies them (device_elastic)
+            return {**example, **{k: v.astype(np.float32) if v.dtype.kind == "f" else v
+                                  for k, v in draw.items()}}
+        return void_weight(elastic.apply(example, draw, config["resample_order"]))
     return transforms.random_flip(example, rng) if config["flip"] else example
 
 
@@ -396,6 +432,18 @@ def check_elastic(config: Mapping[str, Any]) -> None:
     if config["resample_order"] not in (1, 3):
         raise ConfigError("config.input.resample_order must be 1 (bilinear) or 3 (cubic), got "
                           f"{config['resample_order']}")
+    if config["augment_on"] not in AUGMENT_ON:
+        raise ConfigError(f"unknown config.input.augment_on {config['augment_on']!r}; choose "
+                          f"one of {AUGMENT_ON}")
+    if config["augment_on"] == "device":
+        if not uses_elastic(config):
+            raise ConfigError("config.input.augment_on = 'device' moves U-Net's elastic "
+                              "augmentation (elastic_std, max_rotation, ...) into the train "
+                              "step, and none is set; scale_range, jitter and flip run on the "
+                              "host: set augment_on='host'")
+        if config["resample_order"] != 1:
+            raise ConfigError("config.input.augment_on = 'device' resamples bilinearly: set "
+                              "config.input.resample_order=1 (cubic splines run on the host)")
 
 
 def stack(examples: Sequence[transforms.Example], pad: bool = False) -> Batch:
@@ -431,6 +479,8 @@ def train_dataset(config: Mapping[str, Any], batch_size: int, seed: int,
     examples = make_source(config, config["train_split"], "train_ids")
     config = with_labels(config, examples)
     weights = class_weights(config, examples)
+    if weights is not None and not config["scale_range"]:  # a weight map per stored label
+        examples, weights = BorderWeighted(examples, weights, config), None
     source = grain.MapDataset.source(examples)
     if count > 1:
         source = source[index::count]
