@@ -83,6 +83,97 @@ def test_train_step_quick_runs_fcn8s_and_unet(cpu_env):
         assert row["gflop_per_image"] > 0 and np.isfinite(row["loss"])
 
 
+def test_train_step_quick_torch_eager_has_sgd_and_label_columns(cpu_env):
+    rows = run_json("train_step", ["--quick", "--dtypes", "float32", "--models", "unet",
+                                   "--torch", "--no-compile"], cpu_env)
+    (row,) = rows
+    assert (row["label_height"], row["label_width"]) == (4, 4)  # valid U-Net: 188 -> 4
+    assert row["torch_sgd"] == ("fused" if _fused_on_cpu() else "foreach")
+    assert row["torch_eager_ms"] > 0 and row["torch_eager_first_s"] > 0
+    assert np.isfinite(row["torch_eager_loss"]) and row["torch_tf32"] is False
+    assert row["jax_over_eager"] == pytest.approx(row["ms"] / row["torch_eager_ms"], rel=1e-2)
+    assert "torch_compile_ms" not in row and "torch_compile_error" not in row
+
+
+def _fused_on_cpu():
+    """Whether fused SGD runs on a CPU tensor in this torch."""
+    p = torch.nn.Parameter(torch.ones(3))
+    p.grad = torch.ones(3)
+    try:
+        torch.optim.SGD([p], lr=0.1, momentum=0.9, fused=True).step()
+    except RuntimeError:
+        return False
+    return True
+
+
+def test_torch_sgd_groups_and_confusion_match_ours():
+    from benchmarks import train_step
+    from fcnjax import metrics
+    assert train_step.fused_sgd_supported("cpu") == _fused_on_cpu()
+    assert train_step.fused_sgd_supported("cuda")
+    net = torch_models.build("unet", in_channels=1)
+    weights, biases = train_step.torch_param_groups(net)
+    assert weights["weight_decay"] == 5e-4 and "lr" not in weights
+    assert biases["weight_decay"] == 0.0 and biases["lr"] == 2e-4
+    assert len(weights["params"]) + len(biases["params"]) == len(list(net.parameters()))
+    labels = np.random.default_rng(0).integers(0, 4, (2, 5, 6))
+    labels[0, 0, :3] = train_step.IGNORE_LABEL
+    predictions = np.random.default_rng(1).integers(0, 3, (2, 5, 6))
+    theirs = train_step.torch_confusion(torch.from_numpy(labels), torch.from_numpy(predictions), 3)
+    ours = metrics.confusion_matrix(jnp.asarray(labels), jnp.asarray(predictions), 3)
+    np.testing.assert_array_equal(theirs.numpy(), np.asarray(ours))
+
+
+def torch_row(args_list=()):
+    """A JAX row of the quick U-Net step, without running JAX (only what torch reads)."""
+    from benchmarks import train_step
+    args = train_step.parse_args(["--quick", "--models", "unet", "--repeats", "1",
+                                  "--torch", *args_list])
+    row = {"model": "unet", "dtype": "float32", "batch": 1, "height": 188, "width": 188,
+           "classes": 2, "label_height": 4, "label_width": 4, "ms": 100.0}
+    return row, args
+
+
+def test_torch_compile_failure_is_recorded_and_the_row_kept(monkeypatch):
+    from benchmarks import train_step
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    row, args = torch_row()
+    train_step.time_torch_step("unet", row, args)
+    assert row["torch_eager_ms"] > 0 and row["torch_sgd"] in ("fused", "foreach")
+    assert row["torch_compile_error"] == "RuntimeError: no C++ compiler"
+    assert "torch_compile_ms" not in row and "torch_compile_sgd_error" not in row
+
+
+def test_torch_compiled_optimizer_failure_falls_back_to_the_eager_step(monkeypatch):
+    from benchmarks import train_step
+
+    def model_only(fn, **kwargs):  # "compiles" the forward as is; the optimizer step fails
+        if getattr(fn, "__name__", "") == "step":
+            raise RuntimeError("optimizer step does not compile")
+        return fn
+
+    monkeypatch.setattr(torch, "compile", model_only)
+    row, args = torch_row()
+    train_step.time_torch_step("unet", row, args)
+    assert row["torch_compile_ms"] > 0 and row["torch_compile_s"] > 0
+    assert row["torch_compile_sgd"] == row["torch_sgd"]
+    assert row["torch_compile_sgd_error"] == "RuntimeError: optimizer step does not compile"
+    assert row["jax_over_compile"] == pytest.approx(100.0 / row["torch_compile_ms"], rel=1e-2)
+    assert "torch_compile_error" not in row
+
+
+def test_train_step_compile_models_must_be_known():
+    from benchmarks import train_step
+    assert train_step.parse_args(["--compile-models", "fcn8s"]).compile_models == ["fcn8s"]
+    assert train_step.parse_args([]).compile_models == ["fcn8s", "unet"]
+    with pytest.raises(SystemExit):
+        train_step.parse_args(["--compile-models", "vgg"])
+
+
 def test_describe_prints_table1_columns(capsys):
     from benchmarks import forward_time
     rows = forward_time.main(["--describe", "--json", "--models", "fcn32s,unet"])
