@@ -7,7 +7,9 @@ Times ``fcnjax.data.elastic.augment`` (3x3 elastic grid, std 10 px, rotation, sh
 mirrors, grey values) on an image + label + weight example, for cubic (order 3) and bilinear
 (order 1) resampling, and ``fcnjax.weight_map.border_weights`` on one label; prints the
 median seconds and examples per second for one thread. The input pipeline runs
-``config.input.read_threads`` such threads.
+``config.input.read_threads`` such threads per worker. The last row is the same
+augmentation on JAX's default device (``config.input.augment_on = "device"``, bilinear):
+:mod:`fcnjax.data.device_elastic` on a batch of ``--batch`` examples.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=572)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=8, help="examples per device call")
     parser.add_argument("--label", default="", help="a label PNG (255 cell, 0 membrane)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
@@ -74,8 +77,31 @@ def main(argv: list[str] | None = None) -> None:
             args.repeats)
         rows.append({"op": f"elastic.augment order={order}", "shape": list(size),
                      "seconds": seconds, "per_second": 1 / seconds})
+    rows.append(device_row(example, args.batch, args.repeats))
     for row in rows:
         print(json.dumps(row))
+
+
+def device_row(example: dict, batch: int, repeats: int) -> dict:
+    """The same augmentation (bilinear) by ``fcnjax.data.device_elastic`` on JAX's default
+    device: a batch of ``batch`` examples with their draws, jitted as the train step does."""
+    import jax
+
+    from fcnjax.data import device_elastic
+
+    rng = np.random.default_rng(1)
+    draws = [elastic.draw(rng, max_shift=10.0, contrast=0.1, brightness=0.1)
+             for _ in range(batch)]
+    stacked = {k: np.stack([example[k]] * batch) for k in example}
+    stacked.update({k: np.stack([d[k] for d in draws]).astype(
+        np.float32 if draws[0][k].dtype.kind == "f" else draws[0][k].dtype) for k in draws[0]})
+    stacked = jax.device_put(stacked)
+    warp = jax.jit(device_elastic.apply_warps)
+    jax.block_until_ready(warp(stacked))
+    seconds = median_seconds(lambda: jax.block_until_ready(warp(stacked)), repeats)
+    return {"op": f"device_elastic.apply_warps order=1 batch={batch}",
+            "device": str(jax.devices()[0].device_kind), "shape": list(example["label"].shape),
+            "seconds": seconds, "per_second": batch / seconds}
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ import jax.numpy as jnp
 from flax.training import train_state
 
 from benchmarks import common
-from fcnjax import losses, models, optim, parallel, train
+from fcnjax import compile_cache, losses, models, optim, parallel, train
 
 WORKLOADS = {"fcn8s": 500, "unet": 572}
 """Model -> input side of the timed step (the paper's FCN canvas, U-Net's 572 tile)."""
@@ -83,7 +83,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default=",".join(WORKLOADS))
     p.add_argument("--batch", type=int, default=None, help="images per step (default 8)")
-    p.add_argument("--size", type=int, default=None, help="FCN input side (default 500)")
+    p.add_argument("--size", default=None,
+                   help="FCN input side, or HxW such as 352x480 (default 500)")
     p.add_argument("--unet-size", type=int, default=None, help="U-Net input side (default 572)")
     p.add_argument("--repeats", type=int, default=None, help="timed steps (default 20)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 3)")
@@ -94,6 +95,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--compile-models", default=None,
                    help="with --torch: the models also timed under torch.compile "
                         "(default: all of --models; --no-compile: none)")
+    p.add_argument("--compile-cache", default="",
+                   help="JAX's persistent compilation cache in this folder (as the CLIs' "
+                        "config.compile_cache): run twice to time a cold and a warm compile")
     p.add_argument("--quick", action="store_true",
                    help="CPU smoke run: batch 1 at 64x64 (U-Net 188), 2 steps")
     common.add_shared_args(p)
@@ -106,8 +110,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.batch = args.batch or (args.devices if quick else max(8, args.devices))
     if args.devices < 1 or args.batch % args.devices:
         raise SystemExit(f"--batch {args.batch} must be a multiple of --devices {args.devices}")
-    args.sides = {"fcn8s": args.size or (64 if quick else WORKLOADS["fcn8s"]),
-                  "unet": common.unet_valid_size(args.unet_size or (1 if quick else 572))}
+    fcn = args.size or str(64 if quick else WORKLOADS["fcn8s"])
+    try:
+        fcn = tuple(int(n) for n in fcn.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"--size {args.size!r}: give a side (500) or HxW (352x480)") from None
+    unet = common.unet_valid_size(args.unet_size or (1 if quick else 572))
+    args.sides = {"fcn8s": fcn * 2 if len(fcn) == 1 else fcn[:2], "unet": (unet, unet)}
     args.repeats = args.repeats or (2 if quick else 20)
     args.warmup = args.warmup if args.warmup is not None else (0 if quick else 3)
     for m in args.models + args.compile_models:
@@ -118,8 +127,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def make_batch(name: str, model, args: argparse.Namespace, key: jax.Array):
     """Random images and random labels of the logits' shape (U-Net's output is smaller)."""
-    side = args.sides[name]
-    shape = (args.batch, side, side, common.IMAGE_CHANNELS.get(name, 3))
+    shape = (args.batch, *args.sides[name], common.IMAGE_CHANNELS.get(name, 3))
     images = jax.random.normal(key, shape, jnp.float32)
     variables = jax.eval_shape(model.init, key, images)
     logits = jax.eval_shape(lambda v, x: model.apply(v, x), variables, images)
@@ -156,13 +164,14 @@ def time_jax_step(name: str, dtype: str, args: argparse.Namespace, key: jax.Arra
     times = common.time_jax(call, args.warmup, args.repeats)
     loss = float(call())
     ms = common.median_ms(times)
-    batch, side, devices = images.shape[0], images.shape[1], args.devices
+    batch, height, width, devices = *images.shape[:3], args.devices
     flops = cost["flops"]
     row = {"model": name, "dtype": dtype, "devices": devices, "batch": batch,
-           "size": f"{side}x{side}", "height": side, "width": side, "classes": classes,
+           "size": f"{height}x{width}", "height": height, "width": width, "classes": classes,
            "label_height": labels.shape[1], "label_width": labels.shape[2],
            "gflop_per_image": flops / batch / 1e9, "gbytes": cost["bytes"] * devices / 1e9,
-           "compile_s": compile_s, "ms": ms, "ms_min": 1e3 * min(times),
+           "compile_s": compile_s, "compile_cache": args.compile_cache, "ms": ms,
+           "ms_min": 1e3 * min(times),
            "img_s": 1e3 * batch / ms, "img_s_per_device": 1e3 * batch / ms / devices,
            "tflop_s": flops / (ms / 1e3) / 1e12, "loss": loss, "repeats": args.repeats,
            "shard_params": args.shard_params}
@@ -239,9 +248,9 @@ def time_torch_step(name: str, row: dict[str, Any], args: argparse.Namespace) ->
     channels = common.IMAGE_CHANNELS.get(name, 3)
     kwargs = {"in_channels": channels} if name == "unet" else {}
     bf16 = row["dtype"] == "bfloat16"
-    batch, side, classes = row["batch"], row["height"], row["classes"]
+    batch, height, width, classes = row["batch"], row["height"], row["width"], row["classes"]
     label_shape = (batch, row["label_height"], row["label_width"])
-    x = torch.randn(batch, channels, side, side, device=device)
+    x = torch.randn(batch, channels, height, width, device=device)
     x = x.contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, classes, label_shape, device=device)
     fused = fused_sgd_supported(device)
@@ -279,7 +288,7 @@ def time_torch_step(name: str, row: dict[str, Any], args: argparse.Namespace) ->
             with torch.no_grad(), torch.autocast(device, torch.bfloat16, enabled=bf16):
                 out = model(x[:1]).shape
             if (out[1], *out[2:]) != (classes, *label_shape[1:]):
-                raise ValueError(f"torch {name} gives {tuple(out)} logits for a {side}x{side} "
+                raise ValueError(f"torch {name} gives {tuple(out)} logits for a {height}x{width} "
                                  f"input; the JAX step's are {classes} x {label_shape[1:]}")
             first, times = common.time_torch(step, device, args.warmup, args.repeats,
                                              first_calls=2 if compile_model else 1)
@@ -348,6 +357,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     if args.torch:
         # JAX must not grab most of the GPU when PyTorch shares the process.
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    if args.compile_cache:
+        compile_cache.enable(args.compile_cache)
     header = common.device_header()
     print(f"# train step | device {header['device']} ({header['platform']}) | jax "
           f"{header['jax']} flax {header['flax']} | data parallel on {args.devices} of "
