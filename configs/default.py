@@ -116,7 +116,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.input.resample_order = 1           # spline order of image and weight: 1 or 3
     # Where that augmentation runs: "host" (the input pipeline's CPU workers) or "device"
     # (drawn on the host, applied inside the jitted train step: fcnjax.data.device_elastic;
-    # bilinear only). A GPU step outruns the host's ~10 examples/s per core.
+    # bilinear only). A GPU step outruns the host's ~30 examples/s per core.
     config.input.augment_on = "host"
     # Eval batches of different-sized images are padded to their largest (label void) when
     # eval_size is empty; False: such a batch is an error.

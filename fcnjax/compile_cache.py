@@ -12,9 +12,9 @@ once. ``config.compile_cache`` places it:
 
 Only programs that took at least ``jax_persistent_cache_min_compile_time_secs`` (JAX's
 default 1 s; the environment variable ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` sets
-it) to compile are written, so quick ones do not fill the folder. A folder that cannot be made is reported in one line and the
-run goes on without a cache. Library callers (notebooks, tests) get no cache unless they
-call :func:`enable`.
+it) to compile are written, so quick ones do not fill the folder. A folder that cannot be
+made is reported in one line and the run goes on without a cache. Library callers
+(notebooks, tests) get no cache unless they call :func:`enable`.
 """
 
 from __future__ import annotations

@@ -82,13 +82,14 @@ def sampling_positions(shape: tuple[int, int], *, angle: float = 0.0,
     return positions if field is None else positions + field
 
 
-def mirror_index(i: np.ndarray, n: int) -> np.ndarray:
+def mirror_index(i: np.ndarray, n: int, xp=np) -> np.ndarray:
     """Fold integer positions into 0 .. n - 1 by mirroring about the edge pixels
-    (... 2 1 | 0 1 2 ... n-1 | n-2 ...), scipy's mode "mirror"."""
+    (... 2 1 | 0 1 2 ... n-1 | n-2 ...), scipy's mode "mirror". ``xp``: the array module
+    (``jax.numpy`` in :mod:`fcnjax.data.device_elastic`)."""
     if n == 1:
-        return np.zeros_like(i)
-    i = np.abs(i) % (2 * n - 2)
-    return np.where(i >= n, 2 * n - 2 - i, i)
+        return xp.zeros_like(i)
+    i = xp.abs(i) % (2 * n - 2)
+    return xp.where(i >= n, 2 * n - 2 - i, i)
 
 
 def resample(x: np.ndarray, positions: np.ndarray, order: int) -> np.ndarray:
