@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from fcnjax.describe import PAPER_TABLE1
+from fcnjax import xla
 from fcnjax.models import layers
 
 PAPER_K40C_MS = {name: row["k40c_ms"] for name, row in PAPER_TABLE1.items()}
@@ -126,7 +127,7 @@ def _first(analysis: Any) -> Mapping[str, Any]:
 def compile_timed(fn: Callable, *args, donate: Sequence[int] = ()) -> tuple[Compiled, float]:
     """jit, lower and compile ``fn`` for ``args``; returns (compiled, seconds)."""
     start = time.perf_counter()
-    compiled = jax.jit(fn, donate_argnums=tuple(donate)).lower(*args).compile()
+    compiled = xla.jit(fn, donate_argnums=tuple(donate)).lower(*args).compile()
     seconds = time.perf_counter() - start
     return Compiled(compiled, cpu_flops(fn, *args)), seconds
 

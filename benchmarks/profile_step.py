@@ -170,7 +170,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         for part in v.split("+"):
             if part not in VARIANTS:
                 raise SystemExit(f"--variants: {part!r} is not one of {sorted(VARIANTS)}")
-    args.sides = {"fcn8s": args.size, "unet": common.unet_valid_size(args.unet_size)}
+    unet = common.unet_valid_size(args.unet_size)
+    args.sides = {"fcn8s": (args.size, args.size), "unet": (unet, unet)}
     return args
 
 

@@ -33,6 +33,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from fcnjax.data import transforms
+from fcnjax import xla
 from fcnjax.errors import ConfigError
 
 DATA = "data"
@@ -216,7 +217,7 @@ def jit_train_step(step: Callable, mesh: Mesh, sharding: Any) -> Callable:
     keyword arguments bound) compiled for the mesh: the state donated and kept at
     ``sharding``, the batch split along ``"data"``, key and measurements replicated."""
     same = replicated(mesh)
-    return jax.jit(step, in_shardings=(sharding, batch_sharding(mesh), same),
+    return xla.jit(step, in_shardings=(sharding, batch_sharding(mesh), same),
                    out_shardings=(sharding, same), donate_argnums=(0,))
 
 
@@ -225,5 +226,5 @@ def jit_eval_step(step: Callable, mesh: Mesh, sharding: Any) -> Callable:
     for the mesh. Measurements and predictions come back replicated, so every process (and
     process 0, which draws them) can read them."""
     same = replicated(mesh)
-    return jax.jit(step, in_shardings=(sharding, batch_sharding(mesh)),
+    return xla.jit(step, in_shardings=(sharding, batch_sharding(mesh)),
                    out_shardings=(same, same))

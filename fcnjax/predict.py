@@ -30,7 +30,7 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from fcnjax import checkpoint, compile_cache, errors, evaluate, visualize
+from fcnjax import checkpoint, compile_cache, errors, evaluate, visualize, xla
 from fcnjax.data import transforms
 from fcnjax.data.image_folder import natural_key, read_image
 
@@ -95,7 +95,7 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 
 def model_forward(config: ml_collections.ConfigDict, state: Any) -> Forward:
     """Class scores (logits) of a whole image: the model, tile by tile if it needs it."""
-    apply = jax.jit(lambda params, x: state.apply_fn({"params": params}, x, train=False))
+    apply = xla.jit(lambda params, x: state.apply_fn({"params": params}, x, train=False))
     cfg = config.model
 
     def run(batch: np.ndarray) -> np.ndarray:

@@ -184,6 +184,7 @@ def jax_trainer(args: argparse.Namespace, plan: tiling.TilePlan):
     import jax.numpy as jnp
     import optax
 
+    from fcnjax import xla
     from fcnjax.models.unet import UNet
 
     model = UNet(num_classes=2, features=args.features, levels=args.levels, padding="valid",
@@ -199,7 +200,7 @@ def jax_trainer(args: argparse.Namespace, plan: tiling.TilePlan):
         loss, _ = losses.segmentation_loss(logits, label, reduction="mean", weights=weight)
         return loss
 
-    @functools.partial(jax.jit, donate_argnums=(0,))
+    @functools.partial(xla.jit, donate_argnums=(0,))
     def step(state, image, label, weight, step_key):
         params, opt_state = state
         loss, grads = jax.value_and_grad(loss_fn)(params, image, label, weight, step_key)
@@ -212,7 +213,7 @@ def jax_trainer(args: argparse.Namespace, plan: tiling.TilePlan):
                  centre(ex["weight"], out)[None])
         return step(state, *batch, jax.random.fold_in(key, k))
 
-    @jax.jit
+    @xla.jit
     def probabilities(params, tiles):
         return jax.nn.softmax(model.apply({"params": params}, tiles, train=False), -1)
 

@@ -84,7 +84,7 @@ def test_lrn_parity_with_pytorch():
     assert rel_err(ours, from_torch(ref)) < 1e-6
 
 
-@pytest.mark.parametrize("kernel, stride", [(4, 2), (5, 3), (63, 32)])
+@pytest.mark.parametrize("kernel, stride", [(4, 2), (5, 3), (63, 32), (2, 2), (3, 3)])
 def test_transposed_conv_parity_with_pytorch(kernel, stride):
     rng = np.random.default_rng(3)
     x = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)
@@ -92,6 +92,27 @@ def test_transposed_conv_parity_with_pytorch(kernel, stride):
     ours = layers.transposed_conv(jnp.asarray(x), jnp.asarray(w.transpose(2, 3, 0, 1)), stride)
     ref = torch.nn.functional.conv_transpose2d(to_torch(x), torch.from_numpy(w), stride=stride)
     assert rel_err(ours, from_torch(ref)) < 1e-5
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_depth_to_space_conv_equals_the_dilated_convolution_forward_and_gradients(k):
+    """U-Net's up-conv as one product + depth-to-space: same values and gradients as the
+    general transposed convolution (a convolution of the k-dilated input)."""
+    x = jax.random.normal(jax.random.key(1), (2, 5, 7, 6))
+    kernel = jax.random.normal(jax.random.key(2), (k, k, 6, 4))
+    cotangent = jax.random.normal(jax.random.key(3), (2, 5 * k, 7 * k, 4))
+
+    def dilated(x, kernel):
+        return jax.lax.conv_general_dilated(
+            x, kernel[::-1, ::-1], (1, 1), ((k - 1, k - 1), (k - 1, k - 1)),
+            lhs_dilation=(k, k), dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    ours, ours_vjp = jax.vjp(layers.depth_to_space_conv, x, kernel)
+    ref, ref_vjp = jax.vjp(dilated, x, kernel)
+    assert ours.shape == ref.shape == (2, 5 * k, 7 * k, 4)
+    assert rel_err(ours, ref) < 1e-6
+    for got, want in zip(ours_vjp(cotangent), ref_vjp(cotangent)):
+        assert rel_err(got, want) < 1e-6
 
 
 @pytest.mark.parametrize("kernel, stride, offset, size", [
