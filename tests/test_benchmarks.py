@@ -25,17 +25,13 @@ from fcnjax import models  # noqa: E402
 from fcnjax.models.layers import count_params  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NO_YNN_FUSION = "--xla_cpu_experimental_ynn_fusion_type="
 
 
 @pytest.fixture(scope="module")
 def cpu_env():
-    """Environment for the benchmark subprocesses: CPU only, slow YNN fusion off if known."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
-    trial = dict(env, XLA_FLAGS=f"{env.get('XLA_FLAGS', '')} {NO_YNN_FUSION}".strip())
-    probe = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"], env=trial,
-                           capture_output=True, text=True, timeout=120)
-    return trial if probe.returncode == 0 else env
+    """Environment for the benchmark subprocesses: CPU only (fcnjax.xla picks the fast
+    convolutions itself)."""
+    return dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
 
 
 def run_json(module, args, env):

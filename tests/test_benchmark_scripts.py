@@ -1,0 +1,67 @@
+"""CPU smoke runs of the benchmark scripts test_benchmarks.py does not run: each script
+runs end to end at tiny sizes and writes the figures it promises."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import tensorflow_datasets as tfds
+
+from benchmarks import augment_time, input_pipeline, profile_step
+from fcnjax.data import builders  # noqa: F401  (registers the builders)
+from tests.data.fakes import write_camvid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_profile_step_quick_times_each_variant_and_names_the_kernels(tmp_path):
+    out = tmp_path / "profile.json"
+    profile_step.main(["--quick", "--model", "unet", "--dtype", "float32",
+                       "--variants", "base,pool_reduce_window", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert set(result["variants"]) == {"base", "pool_reduce_window"}
+    assert all(v["ms"] > 0 and v["compile_s"] > 0 for v in result["variants"].values())
+    names = [name for name, _, _ in result["kernels"]]
+    assert any("convolution" in n or "conv" in n for n in names), names[:20]
+    assert all(ms >= 0 for _, _, ms in result["kernels"])
+
+
+def test_profile_step_refuses_an_unknown_variant():
+    with pytest.raises(SystemExit, match="not one of"):
+        profile_step.parse_args(["--variants", "base,faster"])
+
+
+def test_augment_time_prints_a_row_per_operation(capsys):
+    augment_time.main(["--size", "64", "--repeats", "2", "--batch", "2"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    ops = [row["op"] for row in rows]
+    assert ops[0] == "border_weights" and ops[-1].startswith("device_elastic.apply_warps")
+    assert any("order=3" in op for op in ops) and any("order=1" in op for op in ops)
+    assert all(row["seconds"] > 0 and row["shape"] == [64, 64] for row in rows)
+
+
+def test_input_pipeline_times_prepared_camvid(tmp_path, capsys):
+    manual = write_camvid(tmp_path / "CamVid", counts=(("train", 3), ("val", 1), ("test", 1)))
+    tfds.builder("camvid", data_dir=str(tmp_path / "tfds")).download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+    capsys.readouterr()
+    input_pipeline.main(["--data_dir", str(tmp_path / "tfds"), "--cores", "1",
+                         "--batch_size", "2", "--batches", "2", "--crop", "32x48", "--json"])
+    row, = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+            if line.startswith("{")]
+    assert row["cores"] == 1 and row["batch"] == 2 and row["crop"] == "32x48"
+    assert row["images_per_s"] > 0
+
+
+def test_gpu_suite_quick_runs_a_stage_on_the_cpu(tmp_path):
+    env = dict(os.environ, QUICK="1", STAGES="compile_cold", SUITE_S="300",
+               OUT=str(tmp_path), PYTHON=sys.executable, JAX_PLATFORMS="cpu")
+    proc = subprocess.run(["bash", "benchmarks/gpu_suite.sh"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert "=== compile_cold" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+    rows = [json.loads(line) for line in (tmp_path / "compile_cold.jsonl").read_text().splitlines()]
+    assert rows and rows[0]["model"] == "fcn8s" and rows[0]["dtype"] == "bfloat16"
+    assert rows[0]["compile_s"] > 0 and rows[0]["ms"] > 0
