@@ -10,7 +10,7 @@ import pytest
 
 import tensorflow_datasets as tfds
 
-from benchmarks import augment_time, input_pipeline, profile_step
+from benchmarks import augment_time, cpu_table, input_pipeline, profile_step
 from fcnjax.data import builders  # noqa: F401  (registers the builders)
 from tests.data.fakes import write_camvid
 
@@ -65,3 +65,22 @@ def test_gpu_suite_quick_runs_a_stage_on_the_cpu(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "compile_cold.jsonl").read_text().splitlines()]
     assert rows and rows[0]["model"] == "fcn8s" and rows[0]["dtype"] == "bfloat16"
     assert rows[0]["compile_s"] > 0 and rows[0]["ms"] > 0
+
+
+def test_cpu_table_quick_puts_both_frameworks_on_each_row(tmp_path):
+    out = tmp_path / "table.md"
+    text = cpu_table.main(["--quick", "--models", "unet", "--out", str(out)])
+    assert out.read_text() == text
+    rows = [line for line in text.splitlines() if line.startswith("| unet")]
+    assert [r.split(" | ")[0] for r in rows] == ["| unet forward 188x188",
+                                                  "| unet train step 188x188"]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == "float32" and cells[2] == "1"
+        assert float(cells[3]) > 0 and float(cells[6]) > 0 and cells[8].startswith("**")
+    assert "fp32 peak estimate" in text.splitlines()[0]
+
+
+def test_fp32_peak_is_cores_clock_lanes_and_two_fma_units():
+    info = {"cores": 2, "mhz": 2600.0, "lanes": 16}
+    assert cpu_table.fp32_peak(info) == 2 * 2.6e9 * 16 * 2 * 2
