@@ -17,7 +17,7 @@ also have the challenge's scores of the split's whole images (:func:`challenge_m
 leaderboard's) and the unthinned Rand and pixel errors (2012's, the U-Net paper's table).
 Single-process runs only: the model runs once more over the images, on the host's devices.
 
-Scoring is data parallel over ``config.mesh``, as training is (:mod:`fcnjax.parallel`): each
+Scoring is data parallel over ``config.mesh``, as training is (:mod:`fcnjax.run.parallel`): each
 eval batch is padded with void examples to a multiple of the devices and split over them. A
 checkpoint restores on any number of devices, whatever it was written on. Multi-host: run the
 same command in every process (``JAX_COORDINATOR_ADDRESS`` ...); process 0 prints and writes.
@@ -31,27 +31,11 @@ from typing import Any
 
 import jax
 import ml_collections
-from jax.sharding import Mesh
 
-from fcnjax import (checkpoint, compile_cache, errors, models, parallel, reporting, train,
-                    visualize)
-
-
-def restore_state(config: ml_collections.ConfigDict, path: str, mesh: Mesh | None = None
-                  ) -> Any:
-    """The train state of ``config``'s model restored from the checkpoint ``path`` names
-    (see ``checkpoint.locate``); FileNotFoundError or checkpoint.CheckpointMismatch.
-
-    mesh: place the state on it as ``config.mesh`` says (``train.state_sharding``); None:
-    on the default device.
-    """
-    model = models.build(config.model)
-    image_shape = train.input_shape(config)
-    key = jax.random.key(config.seed, impl=config.prng_impl)
-    state = train.create_train_state(config, model, key, image_shape, pretrained=False)
-    if mesh is not None:
-        state = parallel.shard_state(state, train.state_sharding(config, state, mesh))
-    return checkpoint.restore_path(path, state)  # onto the template's placement
+from fcnjax import train
+from fcnjax.data.classes import class_names
+from fcnjax.run import checkpoint, compile_cache, errors, parallel, reporting
+from fcnjax.run import state as run_state
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, path: str,
@@ -66,8 +50,8 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, path: str,
 
     split = split or config.input.eval_split
     mesh = parallel.mesh_from_config(config.mesh)
-    state = restore_state(config, path, mesh)
-    eval_fn = train.make_eval_fn(config, mesh, train.state_sharding(config, state, mesh))
+    state = run_state.restore_state(config, path, mesh)
+    eval_fn = train.make_eval_fn(config, mesh, run_state.state_sharding(config, state, mesh))
     batches = pipeline.eval_dataset(config.input, split, config.eval.batch_size)
     summary, _ = train.evaluate(eval_fn, state, batches)
     result = {"step": int(state.step), "split": split, **summary}
@@ -90,29 +74,31 @@ def challenge_metrics(config: ml_collections.ConfigDict, state: Any, split: str
     ``{"v_rand", "v_info", "rand_error", "pixel_error", "images"}``.
 
     Each image, normalised as the input pipeline does (no mirror padding, no canvas), goes
-    through :func:`fcnjax.predict.make_forward` (a valid U-Net tile by tile); p(membrane) is
+    through :func:`fcnjax.inference.make_forward` (a valid U-Net tile by tile); p(membrane) is
     the softmax's class 0, the true cells are the pixels of class 1 (void counts as
     membrane). Scored by :func:`fcnjax.isbi_metrics.challenge_scores`.
     """
-    from fcnjax import isbi_metrics, predict
+    from fcnjax import inference, isbi_metrics
     from fcnjax.data import pipeline, transforms
 
     cfg = config.input
     source = pipeline.make_source(cfg, split, "eval_ids" if split == cfg.eval_split else None)
     table = transforms.label_table(pipeline.label_values(cfg, source))
-    forward = predict.make_forward(config, state)
+    forward = inference.make_forward(config, state)
     membranes, cells = [], []
     for index in range(len(source)):
         example = transforms.map_labels(source[index], table)
         image = transforms.normalize(example, cfg.mean, cfg.scale, cfg.bgr)["image"]
-        membranes.append(predict.softmax(forward(image))[..., 0])
+        membranes.append(inference.softmax(forward(image))[..., 0])
         cells.append(example["label"] == 1)
     return {**isbi_metrics.challenge_scores(membranes, cells), "images": len(membranes)}
 
 
-def report(config: ml_collections.ConfigDict, result: dict[str, Any]) -> str:
-    """The printed report: a heading line, the paper's table, per-class IoU and Dice."""
-    names = visualize.class_names(config.eval.classes, config.model.num_classes)
+def report(config: ml_collections.ConfigDict, result: dict[str, Any],
+           names: list[str] | None = None) -> str:
+    """The printed report: a heading line, the paper's table, per-class IoU and Dice.
+    names: the classes' names by id (default: ``config.eval.classes``' class set)."""
+    names = names or class_names(config.eval.classes, config.model.num_classes)
     heading = (f"{config.model.name}, step {result['step']}, split {result['split']}: "
                f"loss {result['loss']:.4g}")
     text = heading + "\n" + reporting.paper_table(result, names)
@@ -153,7 +139,10 @@ def main(argv: list[str] | None = None) -> None:
         result = evaluate_checkpoint(config.value, where, split.value, challenge)
         if not parallel.is_main_process():
             return
-        print(report(config.value, result))
+        from fcnjax.data import pipeline  # grain and tfds: only to score
+
+        names = pipeline.class_names(config.value)  # a prepared dataset's own names
+        print(report(config.value, result, names))
         root = os.path.dirname(checkpoint.locate(where)[0])
         out = os.path.join(root, f"eval_{result['split']}_{result['step']}.json")
         try:
@@ -164,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"could not write {out}: {e.strerror or e}")
         try:
             for picture in reporting.write_class_pictures(os.path.splitext(out)[0], result,
-                                                          config.value.eval.classes):
+                                                          names):
                 print(f"wrote {picture}")
         except OSError as e:
             print(f"could not write the pictures beside {out}: {e.strerror or e}")

@@ -18,9 +18,10 @@ import jax
 import jax.numpy as jnp
 from tqdm import tqdm
 
-from fcnjax import losses, metrics, parallel
-from fcnjax.errors import ConfigError
+from fcnjax import losses, metrics
 from fcnjax.models import layers
+from fcnjax.run import parallel
+from fcnjax.run.errors import ConfigError
 
 if TYPE_CHECKING:
     import ml_collections

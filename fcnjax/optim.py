@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import jax
 import optax
 
-from fcnjax.errors import ConfigError
+from fcnjax.run.errors import ConfigError
 
 GROUPS = ("weight", "bias", "frozen")
 SCHEDULES = ("constant", "cosine", "poly")

@@ -7,7 +7,7 @@ same step, data order and random numbers), ``best/<step>`` (the best evaluation 
 ``metrics.jsonl`` (one JSON object per log or eval: step, mode "train" or "eval", loss,
 pixel_acc, mean_acc, mean_iu, fw_iu, mean_dice, per-class IoU and Dice), ``tensorboard/``
 event files, ``learning_curve.png`` and ``predictions_<step>.png`` (image | label |
-prediction for a few eval images); see :mod:`fcnjax.reporting`. The progress bar shows the
+prediction for a few eval images); see :mod:`fcnjax.run.reporting`. The progress bar shows the
 step, loss, images per second and the time left.
 
 What a step computes from a batch (the model's inputs; valid U-Nets scored against the
@@ -15,7 +15,7 @@ label's centre, with ``config.input.mirror_pad`` supplying the overlap-tile cont
 ``configs/unet_isbi.py`` sets; several heads' losses summed; median-frequency class
 weights) is :mod:`fcnjax.objective`.
 
-Training is data parallel over the devices of ``config.mesh`` (:mod:`fcnjax.parallel`; one
+Training is data parallel over the devices of ``config.mesh`` (:mod:`fcnjax.run.parallel`; one
 device is a mesh of one): ``config.train.batch_size`` is the global batch, split over the
 devices; with several processes each reads its share and process 0 alone writes and prints.
 """
@@ -34,95 +34,19 @@ from flax.training import train_state
 from jax.sharding import Mesh
 from tqdm import tqdm
 
-from fcnjax import (checkpoint, compile_cache, errors, interrupts, losses, metrics, models,
-                    optim, parallel, reporting, surgery)
+from fcnjax import losses, metrics, models
 from fcnjax.data import device_elastic
-from fcnjax.objective import (center_crop, loss_options, main_logits,  # noqa: F401
-                              model_inputs, score_batch, with_class_weights)
-from fcnjax.safeguards import (NonFiniteLoss, UnwritableWorkdir,  # noqa: F401 (re-exported)
-                               check_config, check_finite, prepare_workdir)
-from fcnjax.workdir import (ConfigChanged, RunLock, WorkdirInUse,  # noqa: F401 (re-exported)
-                            check_resume, describe_changes, save_config)
+from fcnjax.objective import (center_crop, loss_options, main_logits, model_inputs,
+                              score_batch, with_class_weights)
+from fcnjax.run import checkpoint, compile_cache, errors, interrupts, parallel, reporting
+from fcnjax.run.safeguards import check_config, check_finite, prepare_workdir
+from fcnjax.run.state import create_train_state, input_shape, state_sharding
+from fcnjax.run.workdir import RunLock, check_resume, describe_changes, save_config
 
 if TYPE_CHECKING:
     import ml_collections
 
 Batch = Mapping[str, jax.Array]
-CHANNELS = {"L": 1, "RGB": 3}
-
-Shape = tuple[int, ...]
-
-
-def input_shape(config: ml_collections.ConfigDict) -> Shape | dict[str, Shape]:
-    """Shape of one model input, (1, H, W, C): the image's (a channel more with
-    ``depth_key``), or ``{"image": ..., key: ...}`` with ``extra_inputs`` (their channels:
-    their ``extra_means``)."""
-    cfg = config.input
-    image = (1, *cfg.crop_size, CHANNELS[cfg.image_mode] + bool(cfg.depth_key))
-    if not cfg.extra_inputs:
-        return image
-    return {"image": image, **{key: (1, *cfg.crop_size, len(mean))
-                               for key, mean in zip(cfg.extra_inputs, cfg.extra_means)}}
-
-
-def _is_shape(x: Any) -> bool:
-    return isinstance(x, tuple) and all(isinstance(n, int) for n in x)
-
-
-def create_train_state(config: ml_collections.ConfigDict, model: Any, key: jax.Array,
-                       image_shape: Shape | Mapping[str, Shape], *, pretrained: bool = True
-                       ) -> train_state.TrainState:
-    """Initialise ``model`` on zeros of ``image_shape`` (B, H, W, C) with the config's optimizer
-    (a mapping of shapes for a model of several inputs, see ``input_shape``).
-
-    Weights come from :func:`initial_params` when ``config.init`` names a source and
-    ``pretrained`` is set; pass ``pretrained=False`` for a template that a checkpoint
-    restore will overwrite anyway (no weight file is read then).
-    """
-    params = initial_params(config.init, model, key, image_shape) if pretrained else None
-    if params is None:
-        init = jax.jit(functools.partial(model.init, train=False))
-        zeros = jax.tree.map(lambda shape: jnp.zeros(shape, jnp.float32), image_shape,
-                             is_leaf=_is_shape)
-        params = init(key, zeros)["params"]
-    tx = optim.make_optimizer(config.optim, config.train.steps)
-    return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
-
-
-def initial_params(init: ml_collections.ConfigDict, model: Any, key: jax.Array,
-                   image_shape: Shape | Mapping[str, Shape]) -> Any | None:
-    """Params from ``config.init``'s source, or None to draw them at random.
-
-    ``checkpoint``: an earlier stage's workdir (FCN-16s from FCN-32s; new score layers zero;
-    ``python -m fcnjax.zoo convert`` makes one of a published caffemodel);
-    ``torchvision_vgg16`` / ``pytorch_fcn``: PyTorch weight files (:mod:`fcnjax.surgery`);
-    ``caffe_vgg16``: the reference's ImageNet VGG_ILSVRC_16_layers.caffemodel
-    (:mod:`fcnjax.weights.caffe`, fc6 / fc7 as convolutions).
-    """
-    sources = {k: v for k, v in init.items() if v}
-    if len(sources) > 1:
-        raise errors.ConfigError(f"config.init names {sorted(sources)}: set at most one")
-    if not sources:
-        return None
-    (source, path), = sources.items()
-    image = jax.tree.map(lambda shape: jax.ShapeDtypeStruct(shape, jnp.float32), image_shape,
-                         is_leaf=_is_shape)
-    if source == "pytorch_fcn":
-        params = surgery.from_pytorch_fcn(path, model)
-    else:
-        if source == "checkpoint":
-            old = checkpoint.restore_params(path)
-        elif source == "caffe_vgg16":
-            from fcnjax.weights import caffe  # protobuf: only for Caffe files
-
-            old = {"trunk": caffe.from_caffe_vgg16(path)}
-        else:
-            old = {"trunk": surgery.from_torchvision_vgg16(path)}
-        params, report = surgery.stage_init(model, old, key, image)
-        if parallel.is_main_process():
-            tqdm.write(f"init from {source} {path}: {len(report.copied)} arrays copied, "
-                       f"new: {', '.join(report.new) or 'none'}")
-    return jax.tree_util.tree_map(jnp.asarray, params)
 
 
 def train_step(state: train_state.TrainState, batch: Batch, key: jax.Array, *,
@@ -210,13 +134,6 @@ def evaluate(eval_fn: Any, state: train_state.TrainState, batches: Iterable[Batc
     return summary, {k: v for k, v in drawn.items() if v}
 
 
-def state_sharding(config: ml_collections.ConfigDict, state: Any, mesh: Mesh) -> Any:
-    """Where each array of ``state`` lives on ``mesh``: replicated, or split as
-    ``config.mesh.shard_params`` / ``min_shard_size`` say (:func:`parallel.state_sharding`)."""
-    return parallel.state_sharding(state, mesh, shard_params=config.mesh.shard_params,
-                                   min_shard_size=config.mesh.min_shard_size)
-
-
 def make_eval_fn(config: ml_collections.ConfigDict, mesh: Mesh, sharding: Any) -> Any:
     """``eval_fn(state, host_batch) -> (measurements, predictions)``: ``eval_step`` compiled
     for ``mesh``. The host batch (the same whole batch on every process) is padded with void
@@ -250,9 +167,10 @@ def log_train(reporter: reporting.Reporter | None, step: int,
 
 def log_eval(config: ml_collections.ConfigDict, reporter: reporting.Reporter | None,
              step: int, eval_fn: Any, state: train_state.TrainState,
-             batches: Iterable[Batch]) -> dict[str, Any]:
+             batches: Iterable[Batch], names: list[str] | None = None) -> dict[str, Any]:
     """Evaluate the eval split; print and write the scores and draw a few predictions
-    (unless ``reporter`` is None: every process evaluates, process 0 reports)."""
+    (unless ``reporter`` is None: every process evaluates, process 0 reports). names: the
+    classes' names by id (default: ``config.eval.classes``' class set)."""
     summary, drawn = evaluate(eval_fn, state, batches, config.eval.num_draw)
     if reporter is None:
         return summary
@@ -263,7 +181,7 @@ def log_eval(config: ml_collections.ConfigDict, reporter: reporting.Reporter | N
     if drawn:
         grid = reporting.write_predictions(reporter.workdir, step, drawn,
                                            config.model.num_classes, config.input.bgr,
-                                           config.eval.classes)
+                                           names or config.eval.classes)
         reporter.image("predictions", grid, step)
     reporter.learning_curve()
     return summary
@@ -293,15 +211,15 @@ def train_loop(config: ml_collections.ConfigDict, state: train_state.TrainState,
     state lives on ``mesh`` as ``sharding`` says; each step's global batch is made of every
     process's share. reporter: None except on process 0, which alone writes and prints.
 
-    SIGINT or SIGTERM (:mod:`fcnjax.interrupts`) while the first step compiles ends the
+    SIGINT or SIGTERM (:mod:`fcnjax.run.interrupts`) while the first step compiles ends the
     process at once (nothing trained, nothing to save); after it, the loop finishes the step
     (and an evaluation under way; one not yet begun is skipped), checks its loss, saves a
     checkpoint of it and raises interrupts.Interrupted. At the last step it just finishes.
     stop: an interrupts.StopRequests the caller entered to cover its start-up too (its
     compilations), or None for one of the loop's own.
     """
-    from fcnjax import interrupts
     from fcnjax.data import pipeline  # grain: needed to train, not to import train_step
+    from fcnjax.run import interrupts
 
     cfg, start = config.train, int(state.step)
     manager, best = managers
@@ -309,6 +227,7 @@ def train_loop(config: ml_collections.ConfigDict, state: train_state.TrainState,
         functools.partial(train_step, extra_inputs=tuple(config.input.extra_inputs),
                           **loss_options(config)), mesh, sharding)
     eval_fn = make_eval_fn(config, mesh, sharding)
+    names = pipeline.class_names(config)  # a prepared dataset's own names
     add = jax.jit(lambda a, b: jax.tree.map(jnp.add, a, b))
     eval_data = pipeline.eval_dataset(config.input, config.input.eval_split,
                                       config.eval.batch_size)
@@ -351,7 +270,7 @@ def train_loop(config: ml_collections.ConfigDict, state: train_state.TrainState,
                 totals, window, tick = None, 0, time.perf_counter()
             if evaluating and not stopping:
                 began = time.perf_counter()
-                summary = log_eval(config, reporter, step, eval_fn, state, eval_data)
+                summary = log_eval(config, reporter, step, eval_fn, state, eval_data, names)
                 save_best(best, step, state, summary)
                 tick += time.perf_counter() - began  # images/s: train steps only
                 stopping = not last and stop.should_stop()  # a signal during the evaluation
@@ -379,13 +298,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     is made. The workdir holds one run at a time (``run.lock``, :class:`RunLock`) and its
     ``config.json``; a resume with another config is refused (``check_and_save_config``).
 
-    Data parallel over ``config.mesh`` (:mod:`fcnjax.parallel`); every process of a
+    Data parallel over ``config.mesh`` (:mod:`fcnjax.run.parallel`); every process of a
     multi-process run calls this, on a workdir all of them see. All of them step, evaluate
     and save checkpoints (orbax writes each from all together); process 0 alone writes
     metrics, TensorBoard events and images and prints.
 
     SIGINT and SIGTERM stop the run after the step under way, with a checkpoint of it
-    (interrupts.Interrupted; :mod:`fcnjax.interrupts`). ``exit_while_compiling`` (the command
+    (interrupts.Interrupted; :mod:`fcnjax.run.interrupts`). ``exit_while_compiling`` (the command
     line's choice): a signal before the first step has finished ends the process at once,
     as nothing was trained yet; otherwise (notebooks, tests) the stop comes after that step.
     """
@@ -409,7 +328,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
 def check_and_save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
     """Refuse to resume ``workdir``'s run with a config that differs from the one it saved
-    in more than steps and cadences (:func:`fcnjax.workdir.check_resume`; the config's
+    in more than steps and cadences (:func:`fcnjax.run.workdir.check_resume`; the config's
     ``train.allow_config_change`` permits it), then save this one as its ``config.json``."""
     if checkpoint.latest_step(workdir) is not None:  # no checkpoint: it starts afresh
         changes = check_resume(workdir, config, config.train.allow_config_change)
@@ -462,7 +381,7 @@ def main(argv: list[str] | None = None) -> None:
 
     A user's mistake (a missing config file, a misspelt ``--config.x.y``, a config or data
     that cannot work, an unwritable workdir, another model's checkpoint, a NaN loss) ends the
-    run with a one-line error and exit status 1 (:mod:`fcnjax.errors`; ``--debug`` shows the
+    run with a one-line error and exit status 1 (:mod:`fcnjax.run.errors`; ``--debug`` shows the
     traceback).
     """
     from absl import flags, logging

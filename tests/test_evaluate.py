@@ -5,7 +5,8 @@ import os
 
 import numpy as np
 
-from fcnjax import reporting, visualize
+from fcnjax.data.classes import CLASS_SETS, class_colors, class_names, palette
+from fcnjax.run import reporting, visualize
 
 
 def result():
@@ -48,13 +49,13 @@ def test_overlay_blends_image_and_mask():
 
 
 def test_class_names_and_colours_per_dataset():
-    assert visualize.class_names("camvid", 12)[-2:] == ["bicyclist", "class 11"]
-    np.testing.assert_array_equal(visualize.class_colors("camvid", 2), [[128, 128, 128],
+    assert class_names("camvid", 12)[-2:] == ["bicyclist", "class 11"]
+    np.testing.assert_array_equal(class_colors("camvid", 2), [[128, 128, 128],
                                                                        [128, 0, 0]])
-    np.testing.assert_array_equal(visualize.class_colors("voc", 2), visualize.palette(2))
-    assert len(visualize.CLASS_SETS["voc"]) == 21
-    assert len(visualize.CLASS_SETS["nyud40"]) == 40
-    assert len(visualize.CLASS_SETS["siftflow"]) == 33
+    np.testing.assert_array_equal(class_colors("voc", 2), palette(2))
+    assert len(CLASS_SETS["voc"]) == 21
+    assert len(CLASS_SETS["nyud40"]) == 40
+    assert len(CLASS_SETS["siftflow"]) == 33
 
 
 def test_a_resume_keeps_one_record_per_step_mode_and_split(tmp_path):

@@ -30,8 +30,9 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fcnjax import errors, visualize
-from fcnjax.data import image_folder, survey, transforms
+from fcnjax.data import classes, image_folder, survey, transforms
+from fcnjax.data.classes import class_colors, class_names
+from fcnjax.run import errors, visualize
 
 PROG = "fcnjax.data.inspect"
 GAP = 6            # pixels around and between the sheet's panels
@@ -75,7 +76,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--data_dir", default=None, help="tfds: where datasets are prepared")
     parser.add_argument("--image_key", default="image", help="tfds: the image feature")
     parser.add_argument("--label_key", default="label", help="tfds: the label feature")
-    parser.add_argument("--classes", default=None, help="class set of visualize.CLASS_SETS "
+    parser.add_argument("--classes", default=None, help="class set of fcnjax.data.classes.CLASS_SETS "
                         "naming and colouring the classes (default: the dataset's name)")
     parser.add_argument("--max_examples", type=int, default=300,
                         help="examples sampled per split (more are read to find a class "
@@ -171,7 +172,7 @@ def survey_all(dataset: Dataset, args: argparse.Namespace
         mapping = survey.suggest_label_values(found)
         count = len(mapping)
         results = {s: survey.remap(r, mapping, count) for s, r in results.items()}
-    names = dataset.classes or tuple(visualize.class_names(args.classes or dataset.name,
+    names = dataset.classes or tuple(class_names(args.classes or dataset.name,
                                                            count))
     return results, tuple(mapping), names, inferred
 
@@ -200,7 +201,7 @@ def weights_text(result: survey.Survey, names: Sequence[str]) -> str:
     there are none."""
     if not result.class_pixels.sum():
         return "none (no labelled pixels)"
-    weights = survey.median_frequency(result)
+    weights = classes.median_frequency_weights(result.class_pixels)
     text = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights) if w)
     absent = int(np.sum(weights == 0))
     return text + (f"; the {absent} absent class(es) 0" if absent else "")
@@ -324,7 +325,7 @@ def run(args: argparse.Namespace) -> int:
     for result in results.values():
         print("\n".join(split_lines(result, names, args.max_examples)))
     first, source = next(iter(dataset.sources.items()))
-    colors = visualize.class_colors(args.classes or dataset.name, len(names))
+    colors = class_colors(args.classes or dataset.name, len(names))
     rows = sheet_rows(first, source, mapping, args.sheet_rows, args.seed)
     out = args.out or f"inspect_{dataset.name}.png"
     Image.fromarray(contact_sheet(rows, names, colors, args.tile)).save(out)

@@ -32,7 +32,7 @@ a batch key of its own, normalised with its ``extra_means`` entry and ``scale`` 
 ``hha``, the late-fusion net's second input); each of ``extra_labels`` is another int32
 label map (SIFT Flow's ``geo_label``), cropped, padded and flipped with the label.
 With ``border_weights`` training batches also carry ``"weight"``: float32 (B, H, W), U-Net's
-loss weight map (:mod:`fcnjax.weight_map`) of each label before mirroring, so mirrored and
+loss weight map (:mod:`fcnjax.data.weight_map`) of each label before mirroring, so mirrored and
 padded pixels weigh 0; ``class_balance`` = "median_frequency" sets its w_c from the class
 counts of the (selected) training split.
 """
@@ -45,14 +45,14 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import grain
 import jax
-from absl import flags
 import numpy as np
+from absl import flags
 
-from fcnjax import weight_map
-from fcnjax.data import elastic, ids, transforms
+from fcnjax.data import classes as class_table
+from fcnjax.data import elastic, ids, transforms, weight_map
+from fcnjax.data.classes import VOID, median_frequency_weights
 from fcnjax.data.image_folder import ImageFolder
-from fcnjax.errors import ConfigError, DataError
-from fcnjax.losses import IGNORE_LABEL, median_frequency_weights
+from fcnjax.run.errors import ConfigError, DataError
 
 Batch = dict[str, np.ndarray]
 SOURCES = ("folder", "tfds")
@@ -112,7 +112,7 @@ class TfdsSource:
             return None
         classes = tuple(metadata["classes"])
         stored = tuple(metadata.get("stored_values") or range(len(classes)))
-        return DatasetLabels(self.name, classes, int(metadata.get("void", IGNORE_LABEL)),
+        return DatasetLabels(self.name, classes, int(metadata.get("void", VOID)),
                              tuple(int(v) for v in stored))
 
     @classmethod
@@ -167,6 +167,20 @@ def dataset_labels(source: Any) -> DatasetLabels | None:
     """The label semantics ``source`` (or the source of an ids subset) carries, or None."""
     inner = source.source if isinstance(source, ids.Subset) else source
     return inner.labels if isinstance(inner, TfdsSource) else None
+
+
+def class_names(config: Any, source: Any = None) -> list[str]:
+    """Class names by id: a prepared dataset's own (its metadata: ``source``, default the
+    eval split of ``config.input``, when it is prepared), else those of
+    ``config.eval.classes``' class set."""
+    if source is None and config.input.source == "tfds":
+        try:
+            source = make_source(config.input, config.input.eval_split)
+        except (FileNotFoundError, ConfigError):  # predict needs no dataset
+            source = None
+    labels = dataset_labels(source) if source is not None else None
+    return class_table.class_names(labels.classes if labels is not None else config.eval.classes,
+                               config.model.num_classes)
 
 
 def label_values(config: Mapping[str, Any], source: Any) -> tuple[int, ...]:
@@ -280,7 +294,7 @@ def num_label_classes(config: Mapping[str, Any], source: Any = None) -> int:
     labels = dataset_labels(source)
     if labels is not None:
         return len(labels.classes)
-    return len(config["label_values"]) or IGNORE_LABEL
+    return len(config["label_values"]) or VOID
 
 
 def class_weights(config: Mapping[str, Any], source: Any) -> np.ndarray | None:
@@ -417,7 +431,7 @@ def void_weight(example: transforms.Example) -> transforms.Example:
     neighbour, so a warp can spread weight onto void pixels next to real ones."""
     if "weight" not in example:
         return example
-    return {**example, "weight": np.where(example["label"] == IGNORE_LABEL, np.float32(0),
+    return {**example, "weight": np.where(example["label"] == VOID, np.float32(0),
                                           example["weight"])}
 
 

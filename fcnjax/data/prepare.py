@@ -19,9 +19,9 @@ import sys
 
 import tensorflow_datasets as tfds
 
-from fcnjax import errors
 from fcnjax.data import builders
 from fcnjax.data.builders import folder
+from fcnjax.run import errors
 
 
 def parse(argv: list[str]) -> argparse.Namespace:

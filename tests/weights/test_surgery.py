@@ -1,4 +1,4 @@
-"""fcnjax.surgery: PyTorch weights give PyTorch's numbers, bad files are refused, stages grow."""
+"""fcnjax.weights.surgery: PyTorch weights give PyTorch's numbers, bad files are refused, stages grow."""
 
 import os
 import pickle
@@ -11,9 +11,10 @@ from flax import traverse_util
 
 torch = pytest.importorskip("torch")
 
-from fcnjax import models, surgery  # noqa: E402
+from fcnjax import models
 from fcnjax.models.trunk import Trunk  # noqa: E402
 from fcnjax.models.vgg import vgg16  # noqa: E402
+from fcnjax.weights import surgery  # noqa: E402
 from tests import torch_reference  # noqa: E402
 
 SIZES = ((37, 50), (48, 48))
@@ -185,7 +186,7 @@ def test_mismatched_state_dict_names_missing_unexpected_and_misshapen_keys():
     message = str(info.value)
     assert "missing keys (1): conv3_2.bias" in message
     assert "unexpected keys (1): score_extra.weight" in message
-    assert "score_fr.weight: file (22, 4096, 1, 1), expected (21, 4096, 1, 1)" in message
+    assert "score_fr.weight: found (22, 4096, 1, 1), expected (21, 4096, 1, 1)" in message
 
 
 def test_mismatched_file_is_named(tmp_path):
@@ -195,7 +196,7 @@ def test_mismatched_file_is_named(tmp_path):
         surgery.from_pytorch_fcn(path, models.fcn8s())
     message = str(info.value)
     assert str(path) in message and "score_pool3.weight" in message and "upscore8.weight" in message
-    assert "conv1_1.weight: file (64, 3, 5, 5), expected (64, 3, 3, 3)" in message
+    assert "conv1_1.weight: found (64, 3, 5, 5), expected (64, 3, 3, 3)" in message
 
 
 def test_learned_upscore_needs_learnable_upsampling():

@@ -19,23 +19,31 @@ from typing import Any, Callable, Iterator
 DEBUG_ENV = "FCNJAX_DEBUG"
 
 
-class ConfigError(ValueError):
+class UserError(Exception):
+    """Base of the user's mistakes that fcnjax raises (a config, data, weight file, workdir
+    or checkpoint that cannot be used; a NaN loss): printed as one line by the CLIs. Defined
+    here, with nothing of fcnjax imported, so any module can raise one."""
+
+
+class UserStop(BaseException):
+    """Base of a stop the user asked for (SIGINT, SIGTERM): a BaseException, as
+    KeyboardInterrupt is, so ``except Exception`` does not swallow it."""
+
+
+class ConfigError(UserError, ValueError):
     """A config value that cannot work; the message names the field and the fix."""
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Data that cannot be trained on or scored as the config says; the message says why."""
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that are the user's mistake (missing files, bad config or data,
-    unusable checkpoints, a NaN loss, a stop by SIGINT / SIGTERM), not fcnjax's."""
-    from fcnjax import checkpoint, interrupts, safeguards
-
-    return (ConfigError, DataError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
-            PermissionError, safeguards.NonFiniteLoss, safeguards.UnwritableWorkdir,
-            checkpoint.CheckpointMismatch, checkpoint.CorruptCheckpoint,
-            checkpoint.CheckpointSaveFailed, interrupts.Interrupted)
+    unusable checkpoints, a NaN loss, a stop by SIGINT / SIGTERM), not fcnjax's: every
+    :class:`UserError` and :class:`UserStop`, and the OS's missing or forbidden files."""
+    return (UserError, UserStop, FileNotFoundError, NotADirectoryError, IsADirectoryError,
+            PermissionError)
 
 
 def debugging(argv: list[str] | None = None) -> bool:
@@ -65,6 +73,21 @@ def one_line_errors(prog: str, debug: bool = False) -> Iterator[None]:
             print(f"{prog}: {message}", file=sys.stderr)
             raise SystemExit(status) from None
         raise SystemExit(f"{prog}: error: {message}") from None
+
+
+def renamed_flags(argv: list[str], renames: dict[str, str], prog: str) -> list[str]:
+    """``argv`` with each old flag spelling of ``renames`` (old -> new) replaced by its new
+    one, printing one line per old spelling used: ``<prog>: --old is deprecated, use --new``.
+    Old spellings are accepted for one release."""
+    out = []
+    for arg in argv:
+        flag, eq, value = arg.partition("=")
+        if flag in renames:
+            print(f"{prog}: {flag} is deprecated and will be removed in the next release; "
+                  f"use {renames[flag]}", file=sys.stderr)
+            arg = renames[flag] + eq + value
+        out.append(arg)
+    return out
 
 
 def config_file_arg(argv: list[str]) -> str | None:

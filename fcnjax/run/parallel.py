@@ -15,7 +15,7 @@ shardings, so XLA inserts the cross-device reductions (the gradient all-reduce) 
   split along one of its dimensions that the mesh size divides; XLA gathers it when used.
 - Multi-host: :func:`initialize` runs ``jax.distributed.initialize``, each process turns its
   own slice of the batch into a global ``jax.Array`` (:func:`global_batch`), orbax writes and
-  restores the sharded state (:mod:`fcnjax.checkpoint`, restoring onto the template's
+  restores the sharded state (:mod:`fcnjax.run.checkpoint`, restoring onto the template's
   shardings, so a checkpoint written on 8 devices restores on 1 and the reverse) and only
   :func:`is_main_process` logs and writes images.
 
@@ -33,7 +33,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from fcnjax.data import transforms
-from fcnjax.errors import ConfigError
+from fcnjax.run.errors import ConfigError
 
 DATA = "data"
 """Name of the mesh axis the batch is split along."""

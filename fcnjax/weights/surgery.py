@@ -21,16 +21,17 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Mapping, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from fcnjax.models import layers
 from fcnjax.models.trunk import ConvLayer, Trunk
 from fcnjax.models.vgg import VGG16_STAGES, vgg16
+from fcnjax.weights.layouts import (CONV, DECONV, LINEAR, SAME, Layout, WeightFileError,
+                                    check_bilinear, mismatch_report, param_shapes)
 
 Shape = tuple[int, ...]
 Path = tuple[str, ...]
@@ -39,14 +40,6 @@ Weights = Union[StateDict, str, os.PathLike]
 
 STATE_DICT_KEYS = ("model_state_dict", "state_dict", "model")
 """Keys under which checkpoints wrap their state dict (pytorch-fcn uses the first)."""
-
-BILINEAR_TOLERANCE = 1e-6
-"""Largest difference from the bilinear kernel accepted for a fixed upsampling layer."""
-
-
-class WeightFileError(ValueError):
-    """A weight file or state dict that cannot be used: unsafe, unreadable or mismatched."""
-
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read a PyTorch ``.pth`` file into ``{key: numpy array}`` (floats as float32).
@@ -123,67 +116,10 @@ def _resolve(weights: Weights) -> tuple[dict[str, np.ndarray], str]:
     return {k: _as_numpy(v) for k, v in weights.items()}, "state dict"
 
 
-@dataclasses.dataclass(frozen=True)
-class Layout:
-    """How PyTorch stores a parameter that fcnjax keeps with shape ``ours``.
-
-    file_shape: our shape -> the shape in the file.
-    to_ours: (file array, our shape) -> array in our layout.
-    """
-
-    name: str
-    file_shape: Callable[[Shape], Shape]
-    to_ours: Callable[[np.ndarray, Shape], np.ndarray]
-
-
-def _transpose(array: np.ndarray, axes: tuple[int, ...], block: int = 16) -> np.ndarray:
-    """``array.transpose(axes)`` as a C-contiguous copy, made a few rows of axis 0 at a time.
-
-    Copying a 400 MB OIHW kernel to HWIO in one go reads memory at a 100 KB stride per
-    element; by blocks, each source block stays in cache (about 3x faster for fc6).
-    """
-    out = np.empty([array.shape[i] for i in axes], array.dtype)
-    where = [slice(None)] * array.ndim
-    for start in range(0, array.shape[0], block):
-        where[axes.index(0)] = slice(start, start + block)
-        out[tuple(where)] = array[start:start + block].transpose(axes)
-    return out
-
-
-SAME = Layout("as is", lambda s: tuple(s), lambda a, s: a)
-CONV = Layout("Conv2d OIHW", lambda s: (s[3], s[2], s[0], s[1]),
-              lambda a, s: _transpose(a, (2, 3, 1, 0)))
-DECONV = Layout("ConvTranspose2d IOHW", lambda s: (s[2], s[3], s[0], s[1]),
-                lambda a, s: _transpose(a, (2, 3, 0, 1)))
-LINEAR = Layout("Linear (out, C*H*W)", lambda s: (s[3], s[2] * s[0] * s[1]),
-                lambda a, s: CONV.to_ours(a.reshape(CONV.file_shape(s)), s))
-"""A fully connected layer over a C x H x W map, as the H x W VALID conv it equals."""
-
-
 def _shapes(tree: Any) -> dict[str, Shape]:
     """``{"trunk/conv1_1/kernel": shape}`` for every leaf (arrays or ShapeDtypeStructs)."""
     return {"/".join(path): tuple(leaf.shape)
             for path, leaf in traverse_util.flatten_dict(tree).items()}
-
-
-def mismatch_report(expected: Mapping[str, Shape], found: Mapping[str, Shape],
-                    found_as: str = "file") -> str | None:
-    """Missing keys, unexpected keys and shape mismatches as text, or None if they match."""
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    wrong = [(k, tuple(found[k]), tuple(expected[k])) for k in expected
-             if k in found and tuple(found[k]) != tuple(expected[k])]
-    if not (missing or unexpected or wrong):
-        return None
-    lines = []
-    if missing:
-        lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
-    if unexpected:
-        lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
-    if wrong:
-        lines.append(f"  shape mismatches ({len(wrong)}):")
-        lines += [f"    {k}: {found_as} {f}, expected {e}" for k, f, e in wrong]
-    return "\n".join(lines)
 
 
 def check_matches(expected_tree: Any, converted_tree: Any, source: str = "converted params"
@@ -192,9 +128,9 @@ def check_matches(expected_tree: Any, converted_tree: Any, source: str = "conver
 
     expected_tree: e.g. ``jax.eval_shape(model.init, key, image)["params"]``.
     """
-    report = mismatch_report(_shapes(expected_tree), _shapes(converted_tree), "found")
+    report = mismatch_report(_shapes(expected_tree), _shapes(converted_tree))
     if report:
-        raise WeightFileError(f"{source} does not match the model's parameters:\n{report}")
+        raise WeightFileError(f"{source} does not match the model's parameters: {report}")
 
 
 def _check_keys(state_dict: StateDict, keys: Mapping[str, tuple[Path, Layout]],
@@ -213,7 +149,7 @@ def _check_keys(state_dict: StateDict, keys: Mapping[str, tuple[Path, Layout]],
     found = {k: tuple(np.shape(v)) for k, v in state_dict.items() if k not in ignored}
     report = mismatch_report(want, found)
     if report:
-        raise WeightFileError(f"{source} does not match the model:\n{report}")
+        raise WeightFileError(f"{source} does not match the model: {report}")
 
 
 def _convert(state_dict: StateDict, keys: Mapping[str, tuple[Path, Layout]],
@@ -227,12 +163,6 @@ def _convert(state_dict: StateDict, keys: Mapping[str, tuple[Path, Layout]],
     converted = traverse_util.unflatten_dict(flat)
     check_matches(expected_tree, converted, f"params converted from {source}")
     return converted
-
-
-def _param_shapes(module: Any, in_channels: int) -> Any:
-    """The module's parameter tree as ShapeDtypeStructs (nothing is computed)."""
-    image = jnp.zeros((1, 32, 32, in_channels), jnp.float32)
-    return jax.eval_shape(module.init, jax.random.key(0), image)["params"]
 
 
 def torchvision_vgg16_keys() -> dict[str, tuple[Path, Layout]]:
@@ -267,7 +197,7 @@ def from_torchvision_vgg16(weights: Weights) -> dict:
     goes under ``params["trunk"]`` of any VGG16 FCN (see :func:`stage_init`).
     """
     state_dict, source = _resolve(weights)
-    expected = _param_shapes(Trunk(vgg16()), in_channels=3)
+    expected = param_shapes(Trunk(vgg16()), 3)
     keys = torchvision_vgg16_keys()
     _check_keys(state_dict, keys, expected, source, ignored=TORCHVISION_IGNORED)
     return _convert(state_dict, keys, expected, source)
@@ -321,7 +251,7 @@ def from_pytorch_fcn(weights: Weights, model: Any, *, in_channels: int = 3) -> d
     classes = model.num_classes
     checked = {} if model.learnable_upsampling else {
         f"{name}.weight": (classes, classes, k, k) for name, k in upscore_kernels(model).items()}
-    expected = _param_shapes(model, in_channels)
+    expected = param_shapes(model, in_channels)
     keys = pytorch_fcn_keys(model)
     _check_keys(state_dict, keys, expected, source, checked=checked)
     _check_bilinear(state_dict, model, source)
@@ -332,17 +262,9 @@ def _check_bilinear(state_dict: StateDict, model: Any, source: str) -> None:
     """With fixed upsampling, every ``upscore*`` weight in the file must be bilinear."""
     if model.learnable_upsampling:
         return
-    bad = []
-    for name, kernel in upscore_kernels(model).items():
-        ours = DECONV.to_ours(np.asarray(state_dict[f"{name}.weight"]), ())
-        error = float(np.max(np.abs(ours - layers.bilinear_kernel(kernel, model.num_classes))))
-        if error > BILINEAR_TOLERANCE:
-            bad.append(f"{name}.weight (max |difference| {error:.3g})")
-    if bad:
-        raise WeightFileError(
-            f"{source}: {', '.join(bad)} differ from the bilinear kernel, but the model's "
-            "upsampling is fixed; build it with learnable_upsampling=True to load learned "
-            "upsampling weights")
+    kernels = {f"{name}.weight": DECONV.to_ours(np.asarray(state_dict[f"{name}.weight"]), ())
+               for name in upscore_kernels(model)}
+    check_bilinear(kernels, source)
 
 
 @dataclasses.dataclass(frozen=True)

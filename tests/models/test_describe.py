@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from fcnjax import describe
+from fcnjax.models import describe
 
 
 @pytest.mark.parametrize("name", sorted(describe.PAPER_TABLE1))

@@ -4,9 +4,9 @@ import os
 import subprocess
 import sys
 
-from fcnjax import compile_cache
+from fcnjax.run import compile_cache
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # compile one program with the cache in argv[1]; print how many cache hits JAX counted
 PROGRAM = """

@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM stop a run cleanly (fcnjax.interrupts): the handlers set a flag and come
+"""SIGINT and SIGTERM stop a run cleanly (fcnjax.run.interrupts): the handlers set a flag and come
 back; a real training run saves the step it was at, says so in one line and resumes from it;
 a signal while the first step compiles ends the process at once, with no crash."""
 
@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from fcnjax import interrupts
+from fcnjax.run import interrupts
 
-ROOT = pathlib.Path(__file__).parent.parent
+ROOT = pathlib.Path(__file__).parents[2]
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -122,8 +122,9 @@ def tiny_config(steps):
 ])
 def test_the_loop_saves_the_step_a_signal_came_in_and_raises_interrupted(
         tmp_path, monkeypatch, during, stopped_at, evaluated):
-    from fcnjax import checkpoint, train
+    from fcnjax import train
     from fcnjax.data import pipeline
+    from fcnjax.run import checkpoint
 
     if during == "eval":
         original = train.log_eval

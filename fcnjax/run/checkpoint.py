@@ -11,7 +11,7 @@ Checksums. Orbax writes no checksum of array data (zarr3's ``crc32c`` covers a s
 index only, and ocdbt none), so a flipped byte restores silently. Each save therefore adds a
 second orbax item, ``<step>/checksums/metadata`` (JSON, written by process 0 and finalised
 with the step, atomically, like the arrays): for every array its shape, dtype and a 64-bit
-fingerprint of its bits (:mod:`fcnjax.fingerprint`: the same on the host and on devices,
+fingerprint of its bits (:mod:`fcnjax.run.fingerprint`: the same on the host and on devices,
 sharded or not, on every process). A restore recomputes them on the restored arrays and
 compares. Checkpoints written before (no ``checksums``) still restore; for them only what can
 be checked is: that every file reads and that no float is NaN or infinite.
@@ -46,7 +46,9 @@ import orbax.checkpoint as ocp
 from etils import epath
 from tqdm import tqdm
 
-from fcnjax import fingerprint
+from fcnjax.run import fingerprint
+from fcnjax.run.errors import UserError
+from fcnjax.weights.layouts import mismatch_report
 
 State = TypeVar("State")
 BEST_METRIC = "mean_iu"
@@ -55,11 +57,11 @@ CHECKSUMS = "checksums"  # the checksums' orbax item: <step>/checksums/metadata 
 CORRUPT_SUFFIX = ".corrupt"
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(UserError, ValueError):
     """A checkpoint whose arrays do not fit the model being restored (another model)."""
 
 
-class CorruptCheckpoint(ValueError):
+class CorruptCheckpoint(UserError, ValueError):
     """A checkpoint that cannot be read back as it was saved: missing, truncated or
     unreadable files, or values that differ from their checksums."""
 
@@ -68,7 +70,7 @@ class CorruptCheckpoint(ValueError):
         super().__init__(f"checkpoint {step} in {folder} is damaged ({reason}){advice}")
 
 
-class CheckpointSaveFailed(OSError):
+class CheckpointSaveFailed(UserError, OSError):
     """A checkpoint could not be written (an unwritable or vanished folder, a full disk)."""
 
 
@@ -271,19 +273,12 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, template: Any) -
     """
     path = os.path.join(str(manager.directory), str(step), ITEM)
     saved = _shapes(ocp.StandardCheckpointHandler().metadata(epath.Path(path)).tree)
-    wanted = _shapes(template)
-    missing = fingerprint.params_first(set(wanted) - set(saved))
-    unexpected = fingerprint.params_first(set(saved) - set(wanted))
-    shapes = [f"{k} {saved[k]} (model: {wanted[k]})"
-              for k in fingerprint.params_first(set(saved) & set(wanted)) if saved[k] != wanted[k]]
-    if missing or unexpected or shapes:
-        parts = [f"{len(names)} {what}: {', '.join(names[:5])}" + (" ..." if len(names) > 5
-                                                                   else "")
-                 for what, names in (("missing", missing), ("unexpected", unexpected),
-                                     ("wrong shape", shapes)) if names]
+    report = mismatch_report(_shapes(template), saved, what="arrays", limit=5,
+                             order=fingerprint.params_first)
+    if report:
         raise CheckpointMismatch(
             f"checkpoint {path} does not fit this model (is it from another model or "
-            f"config?): {'; '.join(parts)}")
+            f"config?): {report}")
 
 
 def _orbax_leftover(unraisable: Any) -> bool:
