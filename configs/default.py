@@ -132,7 +132,10 @@ def get_config() -> ml_collections.ConfigDict:
     # "sum": the reference's unnormalized per-pixel loss (normalize: false); "mean": divided
     # by the labelled pixels, which needs a learning rate about pixels-per-batch times higher.
     config.loss.reduction = "sum"
-    config.loss.ignore_label = 255            # void: in neither loss nor metrics
+    # Deprecated (one release): void is always 255 (fcnjax.data.classes.VOID), in the files,
+    # the pipeline's padding, the loss and the metrics; map other stored values to classes
+    # or void with input.label_values. Any other value is refused.
+    config.loss.ignore_label = 255
     # Per-class loss weights: a tuple, one per class; "median_frequency", median(f) / f_c
     # from the training split's class counts (counted once at startup); () = none.
     config.loss.class_weights = ml_collections.FieldReference((), field_type=object)
@@ -148,7 +151,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.optim.weight_decay = 5e-4
     config.optim.bias_lr_mult = 2.0           # Caffe lr_mult of biases
     config.optim.bias_decay_mult = 0.0        # Caffe decay_mult of biases
-    config.optim.train_upscore = False        # learn params named upscore* (lr_mult 0 if not)
+    # Deprecated (one release): model.learnable_upsampling alone decides whether upscore* learn.
+    config.optim.train_upscore = ml_collections.FieldReference(None, field_type=bool)
     # Comma-separated name prefixes of the only layers that learn ("" = all): "score" trains
     # just the score layers, the paper's FCN-32s-fixed.
     config.optim.trainable = ""
@@ -171,8 +175,13 @@ def get_config() -> ml_collections.ConfigDict:
     config.eval.batch_size = 1
     config.eval.num_draw = 4                  # eval images drawn in predictions_<step>.png
     # Class names and colours in tables, grids and predict's masks: "voc", "camvid",
-    # "isbi2012", "nyud40", "siftflow" (fcnjax.run.visualize.CLASS_SETS).
+    # "isbi2012", "nyud40", "siftflow" (fcnjax.data.classes.CLASS_SETS); a prepared
+    # dataset's own names win.
     config.eval.classes = "voc"
+    # The ISBI 2012 challenge's scores (V_Rand, V_Info, Rand and pixel errors) beside the
+    # paper's table in evaluate: 2 classes, membrane 0, cell 1. None: off (deprecated, one
+    # release: on, with a line, when eval.classes or the tfds dataset is "isbi2012").
+    config.eval.isbi_challenge = ml_collections.FieldReference(None, field_type=bool)
 
     # Devices (fcnjax.run.parallel): data parallel over a mesh of every device of every process.
     # config.train.batch_size and config.eval.batch_size are GLOBAL batches: the train batch

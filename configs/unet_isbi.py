@@ -63,5 +63,6 @@ def get_config():
     config.train.eval_every = 1_000
     config.train.checkpoint_every = 1_000
     config.eval.num_draw = 2
-    config.eval.classes = "isbi2012"          # membrane, cell; evaluate adds the challenge's scores
+    config.eval.classes = "isbi2012"          # membrane, cell
+    config.eval.isbi_challenge = True         # evaluate adds the challenge's scores
     return config

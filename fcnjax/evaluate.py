@@ -5,13 +5,13 @@ and per-class IoU and Dice.
 
 ``--checkpoint`` is a workdir (its newest checkpoint), its ``checkpoints/`` or ``best/``
 folder (``best`` holds the best evaluation by mean IU), or one ``<step>`` folder in them;
-``--workdir DIR`` is the same as ``--checkpoint DIR``. ``--split`` defaults to
+``--workdir DIR`` (the old spelling) still works for one release, with a deprecation line. ``--split`` defaults to
 ``config.input.eval_split``. Prints the table and writes it as JSON to
 ``<workdir>/eval_<split>_<step>.json``. A checkpoint of another model is refused with a
 message naming the arrays that do not fit.
 
-ISBI 2012 (2 classes, ``config.eval.classes == "isbi2012"`` or the prepared ``isbi2012``
-dataset: membrane = class 0, cell = class 1): the report and the JSON (key ``"isbi2012"``)
+ISBI 2012 (``config.eval.isbi_challenge``; 2 classes, membrane = class 0, cell = class 1):
+the report and the JSON (key ``"isbi2012"``)
 also have the challenge's scores of the split's whole images (:func:`challenge_metrics`,
 :func:`fcnjax.isbi_metrics.challenge_scores`): V_Rand and V_Info after thinning (the 2016
 leaderboard's) and the unthinned Rand and pixel errors (2012's, the U-Net paper's table).
@@ -61,11 +61,24 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, path: str,
 
 
 def is_isbi2012(config: ml_collections.ConfigDict) -> bool:
-    """Whether the challenge scores apply: 2 classes, membrane = 0 and cell = 1, as
-    ``config.eval.classes == "isbi2012"`` or the prepared ``isbi2012`` dataset says."""
-    return config.model.num_classes == 2 and (
-        config.eval.classes == "isbi2012"
-        or (config.input.source == "tfds" and config.input.tfds_name == "isbi2012"))
+    """Whether the challenge scores apply: ``config.eval.isbi_challenge`` (2 classes,
+    membrane = 0 and cell = 1). Unset (None), the old rule holds for one release with a
+    deprecation line: on for ``eval.classes == "isbi2012"`` or the prepared ``isbi2012``."""
+    chosen = config.eval.get("isbi_challenge")
+    if chosen is None:
+        old = config.model.num_classes == 2 and (
+            config.eval.classes == "isbi2012"
+            or (config.input.source == "tfds" and config.input.tfds_name == "isbi2012"))
+        if old:
+            errors.deprecated("turning the ISBI 2012 challenge scores on by "
+                              "config.eval.classes or the dataset's name",
+                              "set config.eval.isbi_challenge=True", "fcnjax.evaluate")
+        return old
+    if chosen and config.model.num_classes != 2:
+        raise errors.ConfigError(f"config.eval.isbi_challenge scores 2 classes (membrane 0, "
+                                 f"cell 1), not config.model.num_classes = "
+                                 f"{config.model.num_classes}")
+    return bool(chosen)
 
 
 def challenge_metrics(config: ml_collections.ConfigDict, state: Any, split: str
@@ -113,7 +126,7 @@ def report(config: ml_collections.ConfigDict, result: dict[str, Any],
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``--config``, ``--checkpoint`` (or ``--workdir``), ``--split``."""
+    """Command line: ``--config``, ``--checkpoint``, ``--split``."""
     from absl import flags, logging
     from ml_collections import config_flags
 
@@ -121,20 +134,19 @@ def main(argv: list[str] | None = None) -> None:
                                              lock_config=True)
     path = flags.DEFINE_string("checkpoint", None, "workdir, its checkpoints/ or best/ "
                                "folder, or one <step> folder")
-    workdir = flags.DEFINE_string("workdir", None, "same as --checkpoint DIR")
     split = flags.DEFINE_string("split", None, "split to score (default: eval_split)")
     flags.mark_flags_as_required(["config"])
 
     def run(args: list[str]) -> None:
         if len(args) > 1:
             raise errors.ConfigError(f"unexpected arguments: {args[1:]}")
-        if not (path.value or workdir.value):
+        if not path.value:
             raise errors.ConfigError("give --checkpoint (a workdir or checkpoint folder)")
         parallel.initialize(auto=config.value.mesh.cluster_detect)  # multi-host; else no-op
         compile_cache.enable(config.value.get("compile_cache", compile_cache.AUTO))
         if not flags.FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)
-        where = path.value or workdir.value
+        where = path.value
         challenge = is_isbi2012(config.value) and jax.process_count() == 1
         result = evaluate_checkpoint(config.value, where, split.value, challenge)
         if not parallel.is_main_process():
@@ -158,7 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         except OSError as e:
             print(f"could not write the pictures beside {out}: {e.strerror or e}")
 
-    errors.run_app("fcnjax.evaluate", run, argv, config)
+    errors.run_app("fcnjax.evaluate", run, argv, config, renamed={"--workdir": "--checkpoint"})
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from tqdm import tqdm
 
 from fcnjax import losses, metrics
+from fcnjax.data.classes import VOID
 from fcnjax.models import layers
 from fcnjax.run import parallel
 from fcnjax.run.errors import ConfigError
@@ -135,7 +136,13 @@ def loss_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
                           f"{num_classes} classes (config.model.num_classes)")
     if not 0.0 < keep_prob <= 1.0:
         raise ConfigError(f"config.loss.keep_prob must be in (0, 1], got {keep_prob}")
-    return {"reduction": cfg.reduction, "ignore_label": cfg.ignore_label,
+    if cfg.get("ignore_label", VOID) != VOID:
+        raise ConfigError(f"config.loss.ignore_label = {cfg.ignore_label}: void is always "
+                          f"{VOID} (the pipeline pads with it, the builders store it); the "
+                          "setting is deprecated and will be removed in the next release. "
+                          "Map stored values to classes or void with "
+                          "config.input.label_values")
+    return {"reduction": cfg.reduction, "ignore_label": VOID,
             "class_weights": weights, "keep_prob": keep_prob}
 
 

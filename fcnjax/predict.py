@@ -53,13 +53,29 @@ def image_paths(inputs: Iterable[str]) -> list[str]:
     return paths
 
 
+def not_an_image(path: str, error: BaseException) -> errors.DataError:
+    """The one-line error of a file that is not an image."""
+    return errors.DataError(f"cannot read {path} as an image ({error}); give image files "
+                            f"({', '.join(IMAGE_EXTENSIONS)}) or folders of them")
+
+
+def check_images(paths: Iterable[str]) -> None:
+    """DataError for the first file that is not an image (its header is read, not its
+    pixels): found before a checkpoint is restored or anything is written."""
+    for path in paths:
+        try:
+            with Image.open(path):
+                pass
+        except (OSError, ValueError) as error:
+            raise not_an_image(path, error) from None
+
+
 def load_image(path: str, config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 (H, W, 3) RGB for display, float32 (H, W, C) network input) of ``path``."""
     try:
         pixels = read_image(path, config.image_mode)
     except (OSError, ValueError) as error:
-        raise errors.DataError(f"cannot read {path} as an image ({error}); give image files "
-                               f"({', '.join(IMAGE_EXTENSIONS)}) or folders of them") from None
+        raise not_an_image(path, error) from None
     image = transforms.normalize({"image": pixels}, config.mean, config.scale, config.bgr)
     display = np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 else pixels[..., :3]
     return np.ascontiguousarray(display), image["image"]
@@ -101,6 +117,7 @@ def predict(config: ml_collections.ConfigDict, checkpoint_path: str, inputs: lis
     """Restore the checkpoint, predict every image of ``inputs``, write PNGs to ``output``
     (``tta``: with 8-way test-time averaging)."""
     paths = image_paths(inputs)
+    check_images(paths)
     restored = state.restore_state(config, checkpoint_path)
     return predict_files(config, make_forward(config, restored, tta), paths, output)
 
@@ -124,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     def run(args: list[str]) -> None:
         if len(args) < 2:
             raise errors.ConfigError("name image files or folders to segment")
+        check_images(image_paths(args[1:]))  # before the checkpoint: a wrong file is one line
         compile_cache.enable(config.value.get("compile_cache", compile_cache.AUTO))
         if not flags.FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)

@@ -34,14 +34,16 @@ from flax.training import train_state
 from jax.sharding import Mesh
 from tqdm import tqdm
 
-from fcnjax import losses, metrics, models
+from fcnjax import losses, metrics, models, optim
 from fcnjax.data import device_elastic
+from fcnjax.data.classes import VOID
 from fcnjax.objective import (center_crop, loss_options, main_logits, model_inputs,
                               score_batch, with_class_weights)
 from fcnjax.run import checkpoint, compile_cache, errors, interrupts, parallel, reporting
 from fcnjax.run.safeguards import check_config, check_finite, prepare_workdir
 from fcnjax.run.state import create_train_state, input_shape, state_sharding
 from fcnjax.run.workdir import RunLock, check_resume, describe_changes, save_config
+from fcnjax.weights import sources
 
 if TYPE_CHECKING:
     import ml_collections
@@ -140,11 +142,11 @@ def make_eval_fn(config: ml_collections.ConfigDict, mesh: Mesh, sharding: Any) -
     examples to a multiple of the devices, which add nothing to the sums; predictions come
     back replicated, padding rows last."""
     sharded = parallel.jit_eval_step(
-        functools.partial(eval_step, ignore_label=config.loss.ignore_label,
+        functools.partial(eval_step, ignore_label=VOID,
                           extra_inputs=tuple(config.input.extra_inputs)), mesh, sharding)
 
     def eval_fn(state: train_state.TrainState, batch: Batch):
-        padded = parallel.pad_batch(batch, mesh.shape[parallel.DATA], config.loss.ignore_label)
+        padded = parallel.pad_batch(batch, mesh.shape[parallel.DATA], VOID)
         return sharded(state, parallel.global_batch(padded, mesh, per_process=False))
 
     return eval_fn
@@ -310,20 +312,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     """
     from fcnjax.data import checks  # grain and tfds: needed to train, not to import this
 
-    # a config or data that cannot work fails here, before any folder is made or compiled
+    # a config, data or weight file that cannot work fails here, before any folder is made
     check_config(config)
+    optim.check(config.optim, config.train.steps)
     loss_options(config)
+    sources.chosen_source(config.init)
+    parallel.check_batch(config.train.batch_size, parallel.mesh_from_config(config.mesh))
     line = checks.check_data(config)
     main_process = parallel.is_main_process()
     if line and main_process:
         tqdm.write(line)
+    params = None
+    if checkpoint.latest_step(workdir) is None:  # a fresh run: read config.init's weights now
+        params = sources.initial_params(config.init, models.build(config.model),
+                                        run_keys(config)[0], input_shape(config))
     prepare_workdir(workdir)
     with interrupts.StopRequests(exit_while_compiling=exit_while_compiling) as stop, RunLock(
             workdir, enabled=main_process, note=tqdm.write) as lock:  # one run per workdir
         stop.at_exit(lock.release)  # a signal while compiling may end the process at once
         if main_process:
             check_and_save_config(config, workdir)
-        return run_in_workdir(with_class_weights(config), workdir, stop)
+        return run_in_workdir(with_class_weights(config), workdir, stop, params)
 
 
 def check_and_save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -337,19 +346,27 @@ def check_and_save_config(config: ml_collections.ConfigDict, workdir: str) -> No
     save_config(workdir, config)
 
 
-def run_in_workdir(config: ml_collections.ConfigDict, workdir: str,
-                   stop: interrupts.StopRequests | None = None) -> dict[str, Any]:
-    """``train_and_evaluate`` in a checked, locked workdir: build or restore the state,
-    then the train loop; started checkpoint saves reach the disk, on a crash too."""
-    mesh = parallel.mesh_from_config(config.mesh)
-    parallel.check_batch(config.train.batch_size, mesh)  # and so does a batch that won't split
+def run_keys(config: ml_collections.ConfigDict) -> tuple[jax.Array, jax.Array]:
+    """(init key, dropout key) of ``config.seed``."""
     init_key, dropout_key = jax.random.split(
         jax.random.key(config.seed, impl=config.prng_impl))
+    return init_key, dropout_key
+
+
+def run_in_workdir(config: ml_collections.ConfigDict, workdir: str,
+                   stop: interrupts.StopRequests | None = None, params: Any = None
+                   ) -> dict[str, Any]:
+    """``train_and_evaluate`` in a checked, locked workdir: build or restore the state,
+    then the train loop; started checkpoint saves reach the disk, on a crash too.
+    params: ``config.init``'s weights, read before the workdir (None: none, or resuming)."""
+    mesh = parallel.mesh_from_config(config.mesh)
+    init_key, dropout_key = run_keys(config)
     model = models.build(config.model)
     # one example: the params' shapes and values do not depend on the batch size
     image_shape = input_shape(config)
     resuming = checkpoint.latest_step(workdir) is not None
-    state = create_train_state(config, model, init_key, image_shape, pretrained=not resuming)
+    state = create_train_state(config, model, init_key, image_shape,
+                               pretrained=not resuming and params is None, params=params)
     sharding = state_sharding(config, state, mesh)
     state = parallel.shard_state(state, sharding)
     manager = checkpoint.make_manager(workdir, max_to_keep=config.train.max_to_keep)

@@ -78,3 +78,25 @@ def test_a_resume_keeps_one_record_per_step_mode_and_split(tmp_path):
     assert reporting.truncate_metrics(str(tmp_path), 6) == 0  # the torn line goes, all else stays
     assert reporting.read_metrics(str(tmp_path)) == kept
     assert open(tmp_path / "metrics.jsonl").read().endswith("\n")
+
+
+def test_isbi_challenge_scoring_is_its_own_field(capsys):
+    """config.eval.isbi_challenge turns the challenge's scores on; the class names no longer
+    do (for one release, unset, they still do, with a line naming the field)."""
+    import pytest
+
+    from configs import default, sample
+    from fcnjax import evaluate
+    from fcnjax.run.errors import ConfigError
+
+    config = sample.get_config()
+    assert evaluate.is_isbi2012(config) and capsys.readouterr().err == ""
+    config.eval.isbi_challenge = False
+    assert not evaluate.is_isbi2012(config)
+    config.eval.isbi_challenge = None
+    assert evaluate.is_isbi2012(config)
+    assert "set config.eval.isbi_challenge=True" in capsys.readouterr().err
+    config = default.get_config()
+    config.eval.isbi_challenge = True
+    with pytest.raises(ConfigError, match="2 classes"):
+        evaluate.is_isbi2012(config)

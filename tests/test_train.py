@@ -200,6 +200,10 @@ def test_loss_options_are_checked():
     config.loss.keep_prob = 0.0
     with pytest.raises(ValueError, match="keep_prob"):
         objective.loss_options(config)
+    config.loss.keep_prob = 1.0
+    config.loss.ignore_label = 0  # never reached the pipeline's padding: no longer a setting
+    with pytest.raises(train.errors.ConfigError, match="void is always 255"):
+        objective.loss_options(config)
 
 
 def test_a_misspelt_config_key_is_a_clear_command_line_error(tmp_path):

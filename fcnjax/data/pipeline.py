@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import glob
+import os
 from typing import Any, Iterator, Mapping, Sequence
 
 import grain
@@ -123,23 +125,49 @@ class TfdsSource:
 
         from fcnjax.data import builders  # noqa: F401  (registers fcnjax's builders)
 
-        builder = tfds.builder(name, data_dir=data_dir or None)
+        try:
+            builder = tfds.builder(name, data_dir=data_dir or None)
+        except ValueError as error:  # a folder dataset's config never prepared here
+            if "BuilderConfig" not in str(error) or "not found" not in str(error):
+                raise
+            config = name.partition("/")[2]
+            raise FileNotFoundError(
+                f"tfds dataset {name!r} is not prepared in {data_dir or 'the tfds data_dir'} "
+                f"(no config {config!r}); prepare it with python -m fcnjax.data.prepare "
+                f"{name} --manual_dir <your folder> --tfds_data_dir {data_dir or '<tfds data_dir>'}"
+                ) from None
         if not builder.is_prepared():
             raise FileNotFoundError(
                 f"tfds dataset {name!r} is not prepared in {builder.data_dir}; prepare it with "
                 f"python -m fcnjax.data.prepare {name} --manual_dir <the dataset as "
-                f"distributed> --data_dir {data_dir or '<tfds data_dir>'}")
+                f"distributed> --tfds_data_dir {data_dir or '<tfds data_dir>'}")
         return cls(builder, split, **keys)
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-        example = self.source[index]
+        try:
+            example = self.source[index]
+        except (RuntimeError, OSError) as error:  # a cut or damaged shard file (riegeli, PIL)
+            raise self.damaged(index, error) from None
         maps = {"image": example[self.image_key], "label": example[self.label_key],
                 **{k: example[k] for k in self.extra_keys}}
         return {k: x[..., 0] if transforms.is_label(k) and x.ndim == 3 else x
                 for k, x in maps.items()}
+
+    def damaged(self, index: int, error: BaseException) -> DataError:
+        """The one-line error of an example whose shard file cannot be read: the dataset,
+        the split, the file and the fix (prepare it again)."""
+        folder = str(self.builder.data_dir)
+        files = sorted(glob.glob(os.path.join(folder, f"*-{self.split}.*")))
+        shown = ", ".join(os.path.basename(f) for f in files[:3]) or "its shard files"
+        cause = " ".join(str(error).split()) or type(error).__name__
+        return DataError(
+            f"example {index} of split {self.split!r} of the prepared dataset {self.name} "
+            f"cannot be read ({cause}): {shown} in {folder} is damaged or cut short (an "
+            f"interrupted copy, a failing disk); prepare {self.builder.name} again with "
+            "python -m fcnjax.data.prepare")
 
     def __repr__(self) -> str:
         return f"TfdsSource({self.name}, {self.split}: {len(self)} examples)"

@@ -480,8 +480,10 @@ def latest_step(workdir: str) -> int | None:
         return manager.latest_step()
 
 
-def restore_params(workdir: str) -> Any:
-    """The ``params`` of the newest checkpoint in ``workdir`` (as nested dicts of arrays).
+def restore_params(path: str) -> Any:
+    """The ``params`` of the checkpoint ``path`` names (as nested dicts of arrays): a
+    workdir, its ``checkpoints/`` or ``best/`` folder or one step folder, as ``--checkpoint``
+    takes (:func:`locate`).
 
     Used to start one training stage from another (FCN-16s from FCN-32s) by name. With no
     template the arrays keep the layout they were saved with where this process's devices
@@ -489,11 +491,8 @@ def restore_params(workdir: str) -> Any:
     1) lands whole on this process's first device instead. Read-only: a damaged checkpoint
     raises CorruptCheckpoint naming the intact ones.
     """
-    step = latest_step(workdir)
-    if step is None:
-        raise FileNotFoundError(f"no checkpoint in {checkpoint_dir(workdir)}")
+    folder, step = locate(path)
     here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    folder = checkpoint_dir(workdir)
     with _reader(folder) as manager:
         try:
             restored = _read(manager, step, ocp.args.StandardRestore(fallback_sharding=here))

@@ -75,6 +75,13 @@ def one_line_errors(prog: str, debug: bool = False) -> Iterator[None]:
         raise SystemExit(f"{prog}: error: {message}") from None
 
 
+def deprecated(old: str, new: str, prog: str = "fcnjax") -> None:
+    """Print the one deprecation line of an old spelling still accepted for one release:
+    ``<prog>: <old> is deprecated and will be removed in the next release; <new>``."""
+    print(f"{prog}: {old} is deprecated and will be removed in the next release; {new}",
+          file=sys.stderr)
+
+
 def renamed_flags(argv: list[str], renames: dict[str, str], prog: str) -> list[str]:
     """``argv`` with each old flag spelling of ``renames`` (old -> new) replaced by its new
     one, printing one line per old spelling used: ``<prog>: --old is deprecated, use --new``.
@@ -83,8 +90,7 @@ def renamed_flags(argv: list[str], renames: dict[str, str], prog: str) -> list[s
     for arg in argv:
         flag, eq, value = arg.partition("=")
         if flag in renames:
-            print(f"{prog}: {flag} is deprecated and will be removed in the next release; "
-                  f"use {renames[flag]}", file=sys.stderr)
+            deprecated(flag, f"use {renames[flag]}", prog)
             arg = renames[flag] + eq + value
         out.append(arg)
     return out
@@ -112,16 +118,20 @@ def override_message(error: BaseException) -> str:
 
 
 def run_app(prog: str, main: Callable[[list[str]], Any], argv: list[str] | None = None,
-            config: Any = None) -> None:
+            config: Any = None, renamed: dict[str, str] | None = None) -> None:
     """``absl.app.run(main)`` with user errors as one line (see :func:`one_line_errors`):
     a missing config file, a misspelt ``--config.x.y`` or an unknown flag too, which absl
     and ml_collections report at parse time with tracebacks. ``config``: the FlagHolder of
     ``config_flags.DEFINE_config_file``, loaded while parsing so its errors are caught here.
+    renamed: old flag spellings -> new ones, accepted with a deprecation line
+    (:func:`renamed_flags`).
     """
     from absl import app, flags
 
     argv = list(sys.argv if argv is None else argv)
     debug = debugging(argv)
+    if renamed:
+        argv = argv[:1] + renamed_flags(argv[1:], renamed, prog)
 
     def parse(args: list[str]) -> list[str]:
         path = config_file_arg(args)

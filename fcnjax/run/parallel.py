@@ -148,13 +148,6 @@ def shard_state(state: Any, sharding: Any) -> Any:
     return jax.device_put(state, sharding)
 
 
-def abstract_state(state: Any, sharding: Any) -> Any:
-    """``state`` as ``jax.ShapeDtypeStruct`` leaves carrying ``sharding``: a restore target."""
-    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(np.shape(x), jax.numpy.result_type(x),
-                                                          sharding=s),
-                        state, sharding)
-
-
 def check_batch(batch_size: int, mesh: Mesh) -> int:
     """Examples each process feeds for a global batch of ``batch_size``; ValueError if the
     devices of the mesh cannot share it evenly."""

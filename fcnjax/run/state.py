@@ -43,17 +43,17 @@ def is_shape(x: Any) -> bool:
 
 
 def create_train_state(config: ml_collections.ConfigDict, model: Any, key: jax.Array,
-                       image_shape: Shape | Mapping[str, Shape], *, pretrained: bool = True
-                       ) -> train_state.TrainState:
+                       image_shape: Shape | Mapping[str, Shape], *, pretrained: bool = True,
+                       params: Any = None) -> train_state.TrainState:
     """Initialise ``model`` on zeros of ``image_shape`` (B, H, W, C) with the config's optimizer
     (a mapping of shapes for a model of several inputs, see ``input_shape``).
 
     Weights come from :func:`fcnjax.weights.sources.initial_params` when ``config.init``
     names a source and ``pretrained`` is set; pass ``pretrained=False`` for a template that a
-    checkpoint restore will overwrite anyway (no weight file is read then).
+    checkpoint restore will overwrite anyway (no weight file is read then). params: initial
+    params read already (``pretrained`` is then ignored).
     """
-    params = None
-    if pretrained:
+    if params is None and pretrained:
         from fcnjax.weights import sources  # weight readers: only when a source is named
 
         params = sources.initial_params(config.init, model, key, image_shape)

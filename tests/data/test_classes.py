@@ -34,3 +34,24 @@ def test_names_pick_their_class_sets_colours():
                                   classes.class_colors("camvid", 11))
     np.testing.assert_array_equal(classes.class_colors(("a", "b"), 2), classes.palette(2))
     assert classes.class_names(("facade", "window"), 3) == ["facade", "window", "class 2"]
+
+
+def test_a_prepared_datasets_own_names_reach_the_reports(tmp_path, prepare):
+    """--folder.classes names: evaluate's table, the class-IoU chart and predict's legend read
+    them through pipeline.class_names (they said "class 0" ... before)."""
+    from configs import sample
+    from fakes import write_user_folder
+    from fcnjax.data import pipeline
+    from fcnjax.data.builders import folder
+
+    root = write_user_folder(tmp_path / "facades")
+    prepare(folder.SegmentationFolder, root,
+            config=folder.FolderConfig(name="facades", classes="background,facade,window"))
+    config = sample.get_config()
+    config.model.num_classes = 3
+    config.input.update(source="tfds", tfds_name="segmentation_folder/facades",
+                        tfds_data_dir=str(tmp_path / "tfds"), label_values=(),
+                        train_ids="", eval_ids="")
+    assert pipeline.class_names(config) == ["background", "facade", "window"]
+    config.input.tfds_data_dir = str(tmp_path / "elsewhere")  # predict needs no dataset
+    assert pipeline.class_names(config) == ["membrane", "cell", "class 2"]

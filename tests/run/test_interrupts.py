@@ -20,6 +20,13 @@ ROOT = pathlib.Path(__file__).parents[2]
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+def default_sigint():
+    """``preexec_fn`` of every subprocess these tests signal: SIGINT at its default, whatever
+    the test process was given (a background job of a script inherits SIGINT ignored, and
+    Python then installs no handler for StopRequests to take over)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def wakeup_fd():
     fd = signal.set_wakeup_fd(-1)
     signal.set_wakeup_fd(fd)
@@ -67,7 +74,7 @@ def test_outside_the_main_thread_nothing_is_installed():
 
 ESCALATE = """
 import os, signal, sys, time
-from fcnjax import interrupts
+from fcnjax.run import interrupts
 with interrupts.StopRequests(int(sys.argv[2]),
                              exit_while_compiling=sys.argv[1] != "patient") as stop:
     stop.at_exit(lambda: print("released", flush=True))
@@ -95,13 +102,25 @@ WAIT_THEN_EXIT = ["saving a checkpoint before stopping, please wait",
 def test_a_second_signal_says_wait_a_third_or_one_while_compiling_exits_at_once(
         phase, start, status, lines):
     run = subprocess.run([sys.executable, "-c", ESCALATE, phase, str(start)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=30, check=False)
+                         capture_output=True, text=True, timeout=30, check=False,
+                         preexec_fn=default_sigint)
     assert run.returncode == status and run.stdout == "released\n"
     said = [line for line in run.stderr.splitlines() if line]
     assert len(said) == len(lines), run.stderr
     for line, wanted in zip(said, lines):
         assert line.startswith(f"fcnjax.train: {wanted}")
 
+
+
+def test_the_signalled_subprocesses_do_not_inherit_an_ignored_sigint():
+    """As in ``pytest -n 2 &`` from a script: SIGINT ignored here must not reach the child."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        test_a_second_signal_says_wait_a_third_or_one_while_compiling_exits_at_once(
+            "compiling", 0, 130, ["interrupted by SIGINT while compiling; nothing was "
+                                  "trained yet, nothing to save"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 def tiny_config(steps):
     """The sample shrunk (a 2-level, 4-channel U-Net on 32x32 crops), evaluating every 2
@@ -167,7 +186,8 @@ class Run:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "fcnjax.train", "--config", config, "--workdir",
              str(workdir), "--config.compile_cache=", *overrides], cwd=ROOT, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            preexec_fn=default_sigint)
         self.out, self.err = bytearray(), bytearray()
         self.pumps = [threading.Thread(target=self.pump, args=(f, b)) for f, b in
                       ((self.process.stdout, self.out), (self.process.stderr, self.err))]
