@@ -32,7 +32,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from fcnjax import train
+from fcnjax import objective
 from fcnjax.data.classes import class_names
 from fcnjax.run import checkpoint, compile_cache, errors, parallel, reporting
 from fcnjax.run import state as run_state
@@ -51,9 +51,9 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, path: str,
     split = split or config.input.eval_split
     mesh = parallel.mesh_from_config(config.mesh)
     state = run_state.restore_state(config, path, mesh)
-    eval_fn = train.make_eval_fn(config, mesh, run_state.state_sharding(config, state, mesh))
+    eval_fn = objective.make_eval_fn(config, mesh, run_state.state_sharding(config, state, mesh))
     batches = pipeline.eval_dataset(config.input, split, config.eval.batch_size)
-    summary, _ = train.evaluate(eval_fn, state, batches)
+    summary, _ = objective.evaluate(eval_fn, state, batches)
     result = {"step": int(state.step), "split": split, **summary}
     if challenge:
         result["isbi2012"] = challenge_metrics(config, state, split)

@@ -34,11 +34,10 @@ from flax.training import train_state
 from jax.sharding import Mesh
 from tqdm import tqdm
 
-from fcnjax import losses, metrics, models, optim
+from fcnjax import losses, models, optim
 from fcnjax.data import device_elastic
-from fcnjax.data.classes import VOID
-from fcnjax.objective import (center_crop, loss_options, main_logits, model_inputs,
-                              score_batch, with_class_weights)
+from fcnjax.objective import (evaluate, loss_options, make_eval_fn, model_inputs,
+                              score_batch, summarize, with_class_weights)
 from fcnjax.run import checkpoint, compile_cache, errors, interrupts, parallel, reporting
 from fcnjax.run.safeguards import check_config, check_finite, prepare_workdir
 from fcnjax.run.state import create_train_state, input_shape, state_sharding
@@ -77,79 +76,6 @@ def train_step(state: train_state.TrainState, batch: Batch, key: jax.Array, *,
 
     (_, measurements), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     return state.apply_gradients(grads=grads), measurements
-
-
-def eval_step(state: train_state.TrainState, batch: Batch, *,
-              ignore_label: int = losses.IGNORE_LABEL, extra_inputs: tuple[str, ...] = ()
-              ) -> tuple[dict[str, jax.Array], jax.Array]:
-    """Measurements of one eval batch (loss_sum, pixels, confusion; other heads' too) and
-    its int32 predictions (the main head's)."""
-    logits = state.apply_fn({"params": state.params}, model_inputs(batch, extra_inputs),
-                            train=False)
-    _, measurements = score_batch(logits, batch, reduction="sum", ignore_label=ignore_label)
-    del measurements["loss"]
-    return measurements, jnp.argmax(main_logits(logits, batch), -1).astype(jnp.int32)
-
-
-def summarize(totals: Mapping[str, np.ndarray], per_class: bool = False) -> dict[str, Any]:
-    """Host summary of summed measurements: loss (mean per labelled pixel), the paper's four
-    metrics and mean Dice; with ``per_class``, ``class_iu`` and ``class_dice`` lists too.
-    Another head ``h``'s (``h_confusion`` ...) are the same names prefixed ``h_``."""
-    pixels = float(totals["pixels"])
-    summary = {"loss": float(totals["loss_sum"]) / pixels if pixels else float("nan"),
-               **metrics.scores(totals["confusion"])}
-    if per_class:
-        by_class = metrics.class_scores(totals["confusion"])
-        summary.update(class_iu=by_class["iu"], class_dice=by_class["dice"])
-    for prefix in (k[:-len("confusion")] for k in totals if k.endswith("_confusion")):
-        head = {k: totals[prefix + k] for k in ("loss_sum", "pixels", "confusion")}
-        summary.update({prefix + k: v for k, v in summarize(head, per_class).items()})
-    return summary
-
-
-def evaluate(eval_fn: Any, state: train_state.TrainState, batches: Iterable[Batch],
-             num_draw: int = 0) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
-    """Sum ``eval_fn`` over a whole split; return its summary (with per-class lists and
-    the ``confusion`` matrix, rows truth, as nested lists) and the first ``num_draw``
-    examples: lists of image, label and prediction, each cropped to its prediction and
-    kept at its own size (a split's images may differ in size).
-
-    ``eval_fn(state, host_batch)`` may return predictions for more rows than the batch has
-    (:func:`make_eval_fn` pads it); its first rows are the batch's.
-    """
-    totals, drawn = None, {"image": [], "label": [], "prediction": []}
-    for batch in batches:
-        measured, predictions = eval_fn(state, batch)
-        totals = measured if totals is None else jax.tree.map(jnp.add, totals, measured)
-        take = min(num_draw - len(drawn["label"]), len(batch["label"]))
-        if take > 0:
-            size = predictions.shape[1:3]
-            image = batch["image"][..., :3]  # colour only: not a depth channel
-            drawn["image"].extend(center_crop(image, size)[:take])
-            drawn["label"].extend(center_crop(batch["label"], size)[:take])
-            drawn["prediction"].extend(np.asarray(predictions)[:take])
-    if totals is None:
-        raise ValueError("the evaluation split is empty")
-    totals = jax.device_get(totals)
-    summary = summarize(totals, per_class=True)
-    summary["confusion"] = np.asarray(totals["confusion"]).astype(np.int64).tolist()
-    return summary, {k: v for k, v in drawn.items() if v}
-
-
-def make_eval_fn(config: ml_collections.ConfigDict, mesh: Mesh, sharding: Any) -> Any:
-    """``eval_fn(state, host_batch) -> (measurements, predictions)``: ``eval_step`` compiled
-    for ``mesh``. The host batch (the same whole batch on every process) is padded with void
-    examples to a multiple of the devices, which add nothing to the sums; predictions come
-    back replicated, padding rows last."""
-    sharded = parallel.jit_eval_step(
-        functools.partial(eval_step, ignore_label=VOID,
-                          extra_inputs=tuple(config.input.extra_inputs)), mesh, sharding)
-
-    def eval_fn(state: train_state.TrainState, batch: Batch):
-        padded = parallel.pad_batch(batch, mesh.shape[parallel.DATA], VOID)
-        return sharded(state, parallel.global_batch(padded, mesh, per_process=False))
-
-    return eval_fn
 
 
 def log_train(reporter: reporting.Reporter | None, step: int,

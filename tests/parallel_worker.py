@@ -25,7 +25,7 @@ import jax
 import numpy as np
 
 from configs import sample
-from fcnjax import evaluate, models, train
+from fcnjax import evaluate, models, objective, train
 from fcnjax.data import pipeline
 from fcnjax.run import checkpoint, parallel
 from fcnjax.run.state import create_train_state
@@ -66,7 +66,7 @@ def flat(tree) -> dict[str, np.ndarray]:
 
 
 TRAIN_STEP = functools.partial(train.train_step, reduction="mean", ignore_label=IGNORE)
-EVAL_STEP = functools.partial(train.eval_step, ignore_label=IGNORE)
+EVAL_STEP = functools.partial(objective.eval_step, ignore_label=IGNORE)
 
 
 def run_equivalence(out: str) -> None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import gc
 import glob
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -47,7 +48,7 @@ from etils import epath
 from tqdm import tqdm
 
 from fcnjax.run import fingerprint
-from fcnjax.run.errors import UserError
+from fcnjax.run.errors import DEBUG_ENV, UserError
 from fcnjax.weights.layouts import mismatch_report
 
 State = TypeVar("State")
@@ -86,8 +87,28 @@ def _options(**options: Any) -> ocp.CheckpointManagerOptions:
         async_options=ocp.AsyncOptions(create_directories_asynchronously=False), **options)
 
 
+class OrbaxErrorFilter(logging.Filter):
+    """Drops the ERROR records orbax's own modules log (with a traceback each, one per
+    writer thread: 86-180 of them when the disk fills). fcnjax raises every orbax failure
+    as one exception with its cause (CheckpointSaveFailed, CorruptCheckpoint) instead.
+    ``FCNJAX_DEBUG`` (``--debug``) keeps them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from_orbax = f"{os.sep}orbax{os.sep}" in (record.pathname or "")
+        return not (from_orbax and record.levelno >= logging.ERROR
+                    and os.environ.get(DEBUG_ENV, "") in ("", "0"))
+
+
+def _quiet_orbax_errors() -> None:
+    """Install :class:`OrbaxErrorFilter` on the logger orbax writes to (absl's), once."""
+    logger = logging.getLogger("absl")
+    if not any(isinstance(f, OrbaxErrorFilter) for f in logger.filters):
+        logger.addFilter(OrbaxErrorFilter())
+
+
 def _manager(folder: str, options: ocp.CheckpointManagerOptions) -> ocp.CheckpointManager:
     """A manager over ``folder`` of the two items a step holds: the state and its checksums."""
+    _quiet_orbax_errors()
     return ocp.CheckpointManager(folder, options=options, item_names=(ITEM, CHECKSUMS))
 
 
@@ -153,6 +174,7 @@ def _kept(folder: str) -> str:
 
 def _save_failed(folder: str, step: int | None, cause: str) -> CheckpointSaveFailed:
     """The one-line error of a save that failed."""
+    _silence_orbax_leftovers()  # its writer threads' debris: "Event loop is closed"
     which = f"checkpoint {step}" if step is not None else "a checkpoint"
     return CheckpointSaveFailed(f"could not save {which} in {folder} ({cause}): {_kept(folder)}; "
                                 "make the folder writable (or free space) and rerun to resume")

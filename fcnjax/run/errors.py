@@ -11,6 +11,7 @@ of user errors too.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import sys
@@ -38,6 +39,10 @@ class DataError(UserError, ValueError):
     """Data that cannot be trained on or scored as the config says; the message says why."""
 
 
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+"""OSErrors of the user's disk (full, over quota, read-only): user errors too."""
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exception types that are the user's mistake (missing files, bad config or data,
     unusable checkpoints, a NaN loss, a stop by SIGINT / SIGTERM), not fcnjax's: every
@@ -62,12 +67,16 @@ def one_line_errors(prog: str, debug: bool = False) -> Iterator[None]:
     ``debug``. Other exceptions pass through with their traceback."""
     try:
         yield
-    except user_errors() as error:
-        if debug:
+    except BaseException as error:
+        disk = isinstance(error, OSError) and error.errno in DISK_ERRNOS
+        if debug or not (disk or isinstance(error, user_errors())):
             raise
         message = " ".join(str(error).split()) or type(error).__name__
         if isinstance(error, OSError) and error.filename and error.filename not in message:
             message = f"{message}: {error.filename}"
+        if disk:
+            message += ("; free space (or give another folder) and rerun: a training run "
+                        "resumes from its newest checkpoint")
         status = getattr(error, "exit_status", None)  # a signal's stop: 130 / 143
         if status is not None:
             print(f"{prog}: {message}", file=sys.stderr)
@@ -130,6 +139,8 @@ def run_app(prog: str, main: Callable[[list[str]], Any], argv: list[str] | None 
 
     argv = list(sys.argv if argv is None else argv)
     debug = debugging(argv)
+    if debug:
+        os.environ[DEBUG_ENV] = "1"  # the CLI's main: the library's filters read it too
     if renamed:
         argv = argv[:1] + renamed_flags(argv[1:], renamed, prog)
 

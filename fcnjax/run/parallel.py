@@ -214,7 +214,7 @@ def jit_train_step(step: Callable, mesh: Mesh, sharding: Any) -> Callable:
 
 
 def jit_eval_step(step: Callable, mesh: Mesh, sharding: Any) -> Callable:
-    """``step(state, batch) -> (measurements, predictions)`` (``train.eval_step``) compiled
+    """``step(state, batch) -> (measurements, predictions)`` (``objective.eval_step``) compiled
     for the mesh. Measurements and predictions come back replicated, so every process (and
     process 0, which draws them) can read them."""
     same = replicated(mesh)

@@ -152,7 +152,7 @@ def write_predictions(workdir: str, step: int, drawn: Mapping[str, Sequence[np.n
     the uint8 grid.
 
     drawn: lists (or stacked arrays) of "image", "label" and "prediction", one per example,
-    each at its own size (``train.evaluate``); classes: the class set (a key of
+    each at its own size (``objective.evaluate``); classes: the class set (a key of
     ``fcnjax.data.classes.CLASS_SETS``, or the names by id) giving colours and names.
     """
     grid = visualize.comparison_grid(drawn["image"], drawn["label"], drawn["prediction"],

@@ -1,13 +1,13 @@
 """Weight surgery: PyTorch weights into fcnjax parameter trees, and nets grown in stages.
 
-This is the one module that knows foreign layouts and names. PyTorch keeps convolution
-kernels OIHW, transposed-convolution kernels IOHW and fully connected weights as
-``(out, C*H*W)`` (flattened in C, H, W order); fcnjax keeps HWIO kernels. Every converter
-maps names through the model's own structure (its backbone table and head plan), checks
-every key and shape before converting anything, and returns a plain numpy tree.
+PyTorch keeps convolution kernels OIHW, transposed-convolution kernels IOHW and fully
+connected weights as ``(out, C*H*W)`` (flattened in C, H, W order); fcnjax keeps HWIO
+kernels (:mod:`fcnjax.weights.layouts`). Every converter maps names through the model's own
+structure (its backbone table and head plan), checks every key and shape before converting
+anything, and returns a plain numpy tree.
 
-Weight files are read with ``torch.load(weights_only=True)`` and nothing else: a file
-that would need to run code to load is refused, never unpickled.
+Weight files are read by :mod:`fcnjax.weights.pytorch` (``torch.load(weights_only=True)``
+and nothing else: a file that would need to run code to load is refused, never unpickled).
 
 Typical use::
 
@@ -19,9 +19,7 @@ Typical use::
 from __future__ import annotations
 
 import dataclasses
-import os
-import pickle
-from typing import Any, Mapping, Union
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -30,91 +28,14 @@ from flax import traverse_util
 
 from fcnjax.models.trunk import ConvLayer, Trunk
 from fcnjax.models.vgg import VGG16_STAGES, vgg16
+from fcnjax.weights import pytorch
 from fcnjax.weights.layouts import (CONV, DECONV, LINEAR, SAME, Layout, WeightFileError,
                                     check_bilinear, mismatch_report, param_shapes)
+from fcnjax.weights.pytorch import Weights
 
 Shape = tuple[int, ...]
 Path = tuple[str, ...]
 StateDict = Mapping[str, np.ndarray]
-Weights = Union[StateDict, str, os.PathLike]
-
-STATE_DICT_KEYS = ("model_state_dict", "state_dict", "model")
-"""Keys under which checkpoints wrap their state dict (pytorch-fcn uses the first)."""
-
-def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a PyTorch ``.pth`` file into ``{key: numpy array}`` (floats as float32).
-
-    Accepts a bare state dict or a checkpoint wrapping one under a key of
-    :data:`STATE_DICT_KEYS` (pytorch-fcn saves ``{"model_state_dict": ...}``). Only
-    ``torch.load(weights_only=True)`` is used; a file it refuses raises
-    :class:`WeightFileError`. A missing file raises ``FileNotFoundError``.
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no PyTorch weight file at {path!r}")
-    import torch  # optional dependency: only reading .pth files needs it
-
-    try:
-        contents = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise WeightFileError(
-            f"refused to load {path!r}: it is not a plain tensor file. Loading it would "
-            "execute code or rebuild objects other than tensors and containers, which "
-            f"torch.load(weights_only=True) forbids ({_unpickler_reason(error)}). Load it "
-            "without weights_only only if you trust its source, and re-save "
-            "model.state_dict() with torch.save.") from error
-    except OSError:
-        raise
-    except Exception as error:  # torch raises KeyError, EOFError, RuntimeError on junk
-        raise WeightFileError(f"could not read {path!r} as a PyTorch weight file: "
-                              f"{type(error).__name__}: {error}") from error
-    return {key: _as_numpy(value) for key, value in _find_state_dict(contents, path).items()}
-
-
-def _unpickler_reason(error: Exception) -> str:
-    """The useful line of torch's weights_only refusal ("GLOBAL os.system was not allowed")."""
-    message = str(error)
-    _, _, detail = message.partition("WeightsUnpickler error:")
-    reason = (detail.strip() or message).split("\n")[0]
-    return reason.split(". Please")[0].strip()
-
-
-def _is_tensor_dict(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and all(
-        isinstance(k, str) and hasattr(v, "shape") for k, v in obj.items())
-
-
-def _find_state_dict(contents: Any, source: str) -> Mapping[str, Any]:
-    """The state dict itself, or the one a checkpoint wraps."""
-    if _is_tensor_dict(contents):
-        return contents
-    if isinstance(contents, Mapping):
-        for key in STATE_DICT_KEYS:
-            if _is_tensor_dict(contents.get(key)):
-                return contents[key]
-        found = f"a mapping with keys {sorted(map(str, contents))[:10]}"
-    else:
-        found = f"a {type(contents).__name__}"
-    raise WeightFileError(f"{source!r} holds {found}, not a state dict: expected a mapping "
-                          f"of names to tensors, bare or under one of {STATE_DICT_KEYS}")
-
-
-def _as_numpy(value: Any) -> np.ndarray:
-    """A torch tensor or array-like as a numpy array; floating tensors become float32."""
-    if hasattr(value, "detach"):  # torch.Tensor, without importing torch
-        value = value.detach().cpu()
-        if value.is_floating_point():
-            value = value.float()
-        return value.numpy()
-    return np.asarray(value)
-
-
-def _resolve(weights: Weights) -> tuple[dict[str, np.ndarray], str]:
-    """(numpy state dict, name for messages) from a path or an in-memory state dict."""
-    if isinstance(weights, (str, os.PathLike)):
-        return load_state_dict(weights), repr(os.fspath(weights))
-    return {k: _as_numpy(v) for k, v in weights.items()}, "state dict"
-
 
 def _shapes(tree: Any) -> dict[str, Shape]:
     """``{"trunk/conv1_1/kernel": shape}`` for every leaf (arrays or ShapeDtypeStructs)."""
@@ -196,7 +117,7 @@ def from_torchvision_vgg16(weights: Weights) -> dict:
     (1, 1, 4096, 4096) one: the paper's "convolutionalization". Returns the tree that
     goes under ``params["trunk"]`` of any VGG16 FCN (see :func:`stage_init`).
     """
-    state_dict, source = _resolve(weights)
+    state_dict, source = pytorch.read(weights)
     expected = param_shapes(Trunk(vgg16()), 3)
     keys = torchvision_vgg16_keys()
     _check_keys(state_dict, keys, expected, source, ignored=TORCHVISION_IGNORED)
@@ -247,7 +168,7 @@ def from_pytorch_fcn(weights: Weights, model: Any, *, in_channels: int = 3) -> d
       in the reference); learned ones need ``learnable_upsampling=True``.
     Raises :class:`WeightFileError` naming missing, unexpected and misshapen keys.
     """
-    state_dict, source = _resolve(weights)
+    state_dict, source = pytorch.read(weights)
     classes = model.num_classes
     checked = {} if model.learnable_upsampling else {
         f"{name}.weight": (classes, classes, k, k) for name, k in upscore_kernels(model).items()}
