@@ -32,7 +32,8 @@ def table_text() -> str:
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = errors.debugging(argv)
-    argv = errors.renamed_flags(argv, {"--out": "--output"}, "fcnjax.zoo")
+    with errors.one_line_errors("fcnjax.zoo", debug):
+        argv = errors.renamed_flags(argv, {"--out": "--output"}, "fcnjax.zoo")
     parser = argparse.ArgumentParser(prog="fcnjax.zoo", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="print the published nets")

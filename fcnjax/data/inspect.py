@@ -352,9 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``fcnjax.data.inspect: error: ...``, status 1 (``--debug``: its traceback)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = errors.debugging(argv)
-    args = parse(argv)
     with errors.one_line_errors(PROG, debug):
-        return run(args)
+        return run(parse(argv))
 
 
 if __name__ == "__main__":

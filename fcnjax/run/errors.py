@@ -95,13 +95,20 @@ def renamed_flags(argv: list[str], renames: dict[str, str], prog: str) -> list[s
     """``argv`` with each old flag spelling of ``renames`` (old -> new) replaced by its new
     one, printing one line per old spelling used: ``<prog>: --old is deprecated, use --new``.
     Old spellings are accepted for one release."""
-    out = []
+    out, given = [], {}
     for arg in argv:
         flag, eq, value = arg.partition("=")
         if flag in renames:
             deprecated(flag, f"use {renames[flag]}", prog)
-            arg = renames[flag] + eq + value
+            arg, flag = renames[flag] + eq + value, renames[flag]
         out.append(arg)
+        if flag in renames.values():
+            given[flag] = given.get(flag, 0) + 1
+    twice = [flag for flag, count in given.items() if count > 1]
+    if twice:  # the new and the old spelling both given: neither may win silently
+        old = ", ".join(k for k, v in renames.items() if v == twice[0])
+        raise ConfigError(f"{twice[0]} is given twice (or with its old spelling {old}): "
+                          "give it once")
     return out
 
 
@@ -142,7 +149,8 @@ def run_app(prog: str, main: Callable[[list[str]], Any], argv: list[str] | None 
     if debug:
         os.environ[DEBUG_ENV] = "1"  # the CLI's main: the library's filters read it too
     if renamed:
-        argv = argv[:1] + renamed_flags(argv[1:], renamed, prog)
+        with one_line_errors(prog, debug):
+            argv = argv[:1] + renamed_flags(argv[1:], renamed, prog)
 
     def parse(args: list[str]) -> list[str]:
         path = config_file_arg(args)

@@ -46,3 +46,14 @@ def test_orbax_writer_thread_tracebacks_are_dropped(monkeypatch):
     assert logger.filter(record("/work/wt22/fcnjax/run/checkpoint.py"))
     monkeypatch.setenv(errors.DEBUG_ENV, "1")
     assert logger.filter(record(orbax))
+
+
+def test_an_old_and_a_new_spelling_together_are_refused(capsys):
+    """evaluate --checkpoint A --workdir B: neither may win silently (--checkpoint did)."""
+    renames = {"--workdir": "--checkpoint"}
+    assert errors.renamed_flags(["--workdir=a", "--split", "val"], renames, "p") == [
+        "--checkpoint=a", "--split", "val"]
+    assert capsys.readouterr().err == ("p: --workdir is deprecated and will be removed in the "
+                                       "next release; use --checkpoint\n")
+    with pytest.raises(errors.ConfigError, match="--checkpoint is given twice .*--workdir"):
+        errors.renamed_flags(["--checkpoint", "a", "--workdir", "b"], renames, "p")

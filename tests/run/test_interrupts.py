@@ -20,11 +20,13 @@ ROOT = pathlib.Path(__file__).parents[2]
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def default_sigint():
-    """``preexec_fn`` of every subprocess these tests signal: SIGINT at its default, whatever
-    the test process was given (a background job of a script inherits SIGINT ignored, and
-    Python then installs no handler for StopRequests to take over)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+PYTHON = [sys.executable, "-c", "import os, signal, sys; "
+          "signal.signal(signal.SIGINT, signal.SIG_DFL); "
+          "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"]
+"""``python`` for every subprocess these tests signal: SIGINT at its default, whatever this
+process was given (a background job of a script inherits SIGINT ignored, and Python then
+installs no handler for StopRequests to take over). An exec, not a ``preexec_fn``: no fork
+of this multithreaded process."""
 
 
 def wakeup_fd():
@@ -101,9 +103,8 @@ WAIT_THEN_EXIT = ["saving a checkpoint before stopping, please wait",
 ])
 def test_a_second_signal_says_wait_a_third_or_one_while_compiling_exits_at_once(
         phase, start, status, lines):
-    run = subprocess.run([sys.executable, "-c", ESCALATE, phase, str(start)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=30, check=False,
-                         preexec_fn=default_sigint)
+    run = subprocess.run([*PYTHON, "-c", ESCALATE, phase, str(start)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=30, check=False)
     assert run.returncode == status and run.stdout == "released\n"
     said = [line for line in run.stderr.splitlines() if line]
     assert len(said) == len(lines), run.stderr
@@ -184,10 +185,9 @@ class Run:
     def __init__(self, workdir, *overrides, config="configs/sample.py"):
         self.started = time.monotonic()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "fcnjax.train", "--config", config, "--workdir",
+            [*PYTHON, "-m", "fcnjax.train", "--config", config, "--workdir",
              str(workdir), "--config.compile_cache=", *overrides], cwd=ROOT, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            preexec_fn=default_sigint)
+            stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.out, self.err = bytearray(), bytearray()
         self.pumps = [threading.Thread(target=self.pump, args=(f, b)) for f, b in
                       ((self.process.stdout, self.out), (self.process.stderr, self.err))]
