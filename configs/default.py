@@ -151,8 +151,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.optim.weight_decay = 5e-4
     config.optim.bias_lr_mult = 2.0           # Caffe lr_mult of biases
     config.optim.bias_decay_mult = 0.0        # Caffe decay_mult of biases
-    # Deprecated (one release): model.learnable_upsampling alone decides whether upscore* learn.
-    config.optim.train_upscore = ml_collections.FieldReference(None, field_type=bool)
+    # Deprecated (one release; True prints a line): model.learnable_upsampling alone decides
+    # whether upscore* kernels exist and learn.
+    config.optim.train_upscore = False
     # Comma-separated name prefixes of the only layers that learn ("" = all): "score" trains
     # just the score layers, the paper's FCN-32s-fixed.
     config.optim.trainable = ""
@@ -179,9 +180,9 @@ def get_config() -> ml_collections.ConfigDict:
     # dataset's own names win.
     config.eval.classes = "voc"
     # The ISBI 2012 challenge's scores (V_Rand, V_Info, Rand and pixel errors) beside the
-    # paper's table in evaluate: 2 classes, membrane 0, cell 1. None: off (deprecated, one
-    # release: on, with a line, when eval.classes or the tfds dataset is "isbi2012").
-    config.eval.isbi_challenge = ml_collections.FieldReference(None, field_type=bool)
+    # paper's table in evaluate: 2 classes, membrane 0, cell 1. (Deprecated, this release
+    # only: eval.classes or the tfds dataset "isbi2012" still turns them on, with a line.)
+    config.eval.isbi_challenge = False
 
     # Devices (fcnjax.run.parallel): data parallel over a mesh of every device of every process.
     # config.train.batch_size and config.eval.batch_size are GLOBAL batches: the train batch

@@ -62,10 +62,10 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, path: str,
 
 def is_isbi2012(config: ml_collections.ConfigDict) -> bool:
     """Whether the challenge scores apply: ``config.eval.isbi_challenge`` (2 classes,
-    membrane = 0 and cell = 1). Unset (None), the old rule holds for one release with a
-    deprecation line: on for ``eval.classes == "isbi2012"`` or the prepared ``isbi2012``."""
-    chosen = config.eval.get("isbi_challenge")
-    if chosen is None:
+    membrane = 0 and cell = 1). For one release the old rule still turns them on, with a
+    deprecation line: ``eval.classes == "isbi2012"`` or the prepared ``isbi2012``."""
+    chosen = config.eval.get("isbi_challenge", False)
+    if not chosen:
         old = config.model.num_classes == 2 and (
             config.eval.classes == "isbi2012"
             or (config.input.source == "tfds" and config.input.tfds_name == "isbi2012"))
@@ -74,7 +74,7 @@ def is_isbi2012(config: ml_collections.ConfigDict) -> bool:
                               "config.eval.classes or the dataset's name",
                               "set config.eval.isbi_challenge=True", "fcnjax.evaluate")
         return old
-    if chosen and config.model.num_classes != 2:
+    if config.model.num_classes != 2:
         raise errors.ConfigError(f"config.eval.isbi_challenge scores 2 classes (membrane 0, "
                                  f"cell 1), not config.model.num_classes = "
                                  f"{config.model.num_classes}")

@@ -106,7 +106,7 @@ def check(config: Mapping[str, Any], steps: int) -> None:
     if config["weight_decay"] < 0:
         raise ConfigError(f"config.optim.weight_decay = {config['weight_decay']!r}: it must "
                           "be >= 0")
-    if config.get("train_upscore") is not None:
+    if config.get("train_upscore"):
         deprecated("config.optim.train_upscore", "config.model.learnable_upsampling alone "
                    "decides: learnable upscore kernels learn, fixed ones have no parameters")
     make_optimizer(config, steps)

@@ -81,8 +81,8 @@ def test_a_resume_keeps_one_record_per_step_mode_and_split(tmp_path):
 
 
 def test_isbi_challenge_scoring_is_its_own_field(capsys):
-    """config.eval.isbi_challenge turns the challenge's scores on; the class names no longer
-    do (for one release, unset, they still do, with a line naming the field)."""
+    """config.eval.isbi_challenge turns the challenge's scores on; for one release the class
+    names still do too, with a line naming the field."""
     import pytest
 
     from configs import default, sample
@@ -92,10 +92,10 @@ def test_isbi_challenge_scoring_is_its_own_field(capsys):
     config = sample.get_config()
     assert evaluate.is_isbi2012(config) and capsys.readouterr().err == ""
     config.eval.isbi_challenge = False
-    assert not evaluate.is_isbi2012(config)
-    config.eval.isbi_challenge = None
     assert evaluate.is_isbi2012(config)
     assert "set config.eval.isbi_challenge=True" in capsys.readouterr().err
+    config.eval.classes = "voc"
+    assert not evaluate.is_isbi2012(config) and capsys.readouterr().err == ""
     config = default.get_config()
     config.eval.isbi_challenge = True
     with pytest.raises(ConfigError, match="2 classes"):

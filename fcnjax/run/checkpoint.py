@@ -3,7 +3,7 @@
 Checkpoints live in ``<workdir>/checkpoints/<step>`` (the newest few, to resume) and
 ``<workdir>/best/<step>`` (the best evaluated by mean IU). A train state is saved as its state
 dict (``flax.serialization.to_state_dict``: step, params, opt_state), so restoring needs a
-template state of the same structure, which ``train.create_train_state`` provides; a
+template state of the same structure, which ``fcnjax.run.state.create_train_state`` provides; a
 checkpoint of another model (other layers or shapes) is refused with ``CheckpointMismatch``
 naming the differences.
 
