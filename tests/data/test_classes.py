@@ -55,3 +55,13 @@ def test_a_prepared_datasets_own_names_reach_the_reports(tmp_path, prepare):
     assert pipeline.class_names(config) == ["background", "facade", "window"]
     config.input.tfds_data_dir = str(tmp_path / "elsewhere")  # predict needs no dataset
     assert pipeline.class_names(config) == ["membrane", "cell", "class 2"]
+
+
+def test_class_names_and_colours_per_dataset():
+    assert classes.class_names("camvid", 12)[-2:] == ["bicyclist", "class 11"]
+    np.testing.assert_array_equal(classes.class_colors("camvid", 2), [[128, 128, 128],
+                                                                      [128, 0, 0]])
+    np.testing.assert_array_equal(classes.class_colors("voc", 2), classes.palette(2))
+    assert len(classes.CLASS_SETS["voc"]) == 21
+    assert len(classes.CLASS_SETS["nyud40"]) == 40
+    assert len(classes.CLASS_SETS["siftflow"]) == 33
