@@ -29,6 +29,15 @@ installs no handler for StopRequests to take over). An exec, not a ``preexec_fn`
 of this multithreaded process."""
 
 
+@pytest.fixture(autouse=True)
+def python_sigint_handler():
+    """Each test starts as a foreground ``python`` does: SIGINT to KeyboardInterrupt, even
+    when this process inherited it ignored (``pytest &`` in a script)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def wakeup_fd():
     fd = signal.set_wakeup_fd(-1)
     signal.set_wakeup_fd(fd)
