@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_cli_datasets import cli
+from test_cli_datasets import cli, ok, write_isbi_layout
 
 SAMPLE = ["--config", "configs/sample.py"]
 
@@ -106,3 +106,22 @@ def test_prepare_and_inspect_mistakes_are_one_line(tmp_path):
              "fcnjax.data.prepare: error:", "none")
     one_line(cli("fcnjax.data.inspect", tmp_path / "none", timeout=180),
              "fcnjax.data.inspect: error:")
+
+
+def test_a_cut_shard_file_is_one_line_that_says_prepare_again(tmp_path):
+    """An interrupted copy of a prepared dataset: train's start-up survey names the dataset,
+    split and file (it was a 14-19 frame riegeli / PIL traceback) before any workdir."""
+    tfds_dir = tmp_path / "tfds"
+    ok(cli("fcnjax.data.prepare", "isbi2012", "--manual_dir",
+           write_isbi_layout(tmp_path / "membrane", count=2), "--tfds_data_dir", tfds_dir))
+    shard, = (tfds_dir / "isbi2012" / "1.0.0").glob("isbi2012-train.*")
+    with open(shard, "r+b") as f:
+        f.truncate(200)
+    work = tmp_path / "work"
+    one_line(cli("fcnjax.train", "--config", "configs/unet_isbi.py", "--workdir", work,
+                 "--config.input.source=tfds", "--config.input.tfds_name=isbi2012",
+                 f"--config.input.tfds_data_dir={tfds_dir}", "--config.input.train_ids=",
+                 "--config.input.eval_ids=", timeout=180),
+             "fcnjax.train: error:", "split 'train' of the prepared dataset isbi2012",
+             shard.name, "prepare isbi2012 again")
+    assert not work.exists()

@@ -103,7 +103,7 @@ class TfdsSource:
 
         skip = {k: tfds.decode.SkipDecoding() for k in features if k != "name"}
         source = self.builder.as_data_source(split=self.split, decoders=skip)
-        return [as_text(source[i]["name"]) for i in range(len(source))]
+        return [as_text(self.read(source, i)["name"]) for i in range(len(source))]
 
     @property
     def labels(self) -> DatasetLabels | None:
@@ -147,14 +147,19 @@ class TfdsSource:
         return len(self.source)
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-        try:
-            example = self.source[index]
-        except (RuntimeError, OSError) as error:  # a cut or damaged shard file (riegeli, PIL)
-            raise self.damaged(index, error) from None
+        example = self.read(self.source, index)
         maps = {"image": example[self.image_key], "label": example[self.label_key],
                 **{k: example[k] for k in self.extra_keys}}
         return {k: x[..., 0] if transforms.is_label(k) and x.ndim == 3 else x
                 for k, x in maps.items()}
+
+    def read(self, examples: Any, index: int) -> Any:
+        """``examples[index]`` of a data source of this split (decoded or not); a cut or
+        damaged shard file (array_record, riegeli, PIL errors) as :meth:`damaged`."""
+        try:
+            return examples[index]
+        except (RuntimeError, OSError) as error:
+            raise self.damaged(index, error) from None
 
     def damaged(self, index: int, error: BaseException) -> DataError:
         """The one-line error of an example whose shard file cannot be read: the dataset,

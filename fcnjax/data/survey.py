@@ -169,7 +169,7 @@ def tfds_reader(source: Any) -> LabelReader:
     examples = source.builder.as_data_source(split=source.split, decoders=skip)
 
     def read(index: int) -> tuple[np.ndarray, int]:
-        example = examples[index]
+        example = source.read(examples, index)  # a damaged shard file: one line
         label = np.asarray(example[source.label_key])
         return (label[..., 0] if label.ndim == 3 else label), channels_of(
             example[source.image_key])
