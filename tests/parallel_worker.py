@@ -42,7 +42,7 @@ def tiny_state():
     config.train.steps = 10
     model = models.build(config.model)
     return create_train_state(config, model, jax.random.key(0, impl="rbg"),
-                                    (GLOBAL_BATCH, SIZE, SIZE, 1), pretrained=False)
+                              (GLOBAL_BATCH, SIZE, SIZE, 1), pretrained=False)
 
 
 def step_key():

@@ -119,7 +119,7 @@ def test_the_multi_task_loss_is_the_sum_of_the_heads_losses():
     label[0, 0], geo_label[1, :2] = 255, 255
     options = dict(reduction="sum", ignore_label=255)
     loss, measured = objective.score_batch({"sem": sem, "geo": geo},
-                                       {"label": label, "geo_label": geo_label}, **options)
+                                           {"label": label, "geo_label": geo_label}, **options)
     sem_loss, sem_measured = objective.score_batch(sem, {"label": label}, **options)
     geo_loss, geo_measured = objective.score_batch(geo, {"label": geo_label}, **options)
     np.testing.assert_allclose(loss, sem_loss + geo_loss, rtol=1e-6)

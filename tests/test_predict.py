@@ -84,7 +84,7 @@ def test_the_model_forward_scores_every_pixel_of_an_odd_sized_image(padding):
         config.input.crop_size = (44, 44)  # 44 -> 28 outputs: tiles of 28 with 8 of context
     model = models.build(config.model)
     state = create_train_state(config, model, jax.random.key(0, impl="rbg"),
-                                     (1, *config.input.crop_size, 1))
+                               (1, *config.input.crop_size, 1))
     forward = inference.make_forward(config, state)
     scores = forward(np.random.default_rng(0).normal(size=(37, 45, 1)).astype(np.float32))
     assert scores.shape == (37, 45, 2) and np.all(np.isfinite(scores))
@@ -93,7 +93,7 @@ def test_the_model_forward_scores_every_pixel_of_an_odd_sized_image(padding):
 def valid_unet_state(config):
     model = models.build(config.model)
     return create_train_state(config, model, jax.random.key(0, impl="rbg"),
-                                    (1, *config.input.crop_size, 1))
+                              (1, *config.input.crop_size, 1))
 
 
 def test_tiles_go_through_the_model_in_eval_batches():

@@ -50,7 +50,7 @@ def test_one_train_step_on_tiny_data_is_finite_and_changes_params(padding, size)
     config = tiny_config(padding=padding, levels=1)
     model = models.build(config.model)
     state = create_train_state(config, model, jax.random.key(0, impl="rbg"),
-                                     (2, size, size, 1))
+                               (2, size, size, 1))
     before = jax.tree.map(np.asarray, state.params)
     new, measured = jax.jit(train.train_step)(state, tiny_batch(size),
                                          jax.random.key(1, impl="rbg"))
@@ -260,7 +260,7 @@ def test_score_batch_passes_class_weights_and_loss_sampling_to_the_loss():
     expected = jnp.sum(jnp.where(labels == 1, lse - logits[..., 1], 0.0))
     np.testing.assert_allclose(only_class_1, expected, rtol=1e-5)
     sampled = [objective.score_batch(logits, batch, keep_prob=0.5, key=jax.random.key(s),
-                                 **options)[0] for s in range(2)]
+                                     **options)[0] for s in range(2)]
     assert 0 < float(sampled[0]) < float(plain) and float(sampled[0]) != float(sampled[1])
 
 

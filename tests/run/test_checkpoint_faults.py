@@ -38,7 +38,7 @@ def tiny_state():
     config.model.update({"features": 8, "levels": 2})
     model = models.build(config.model)
     return create_train_state(config, model, jax.random.key(0, impl="rbg"),
-                                    (1, 32, 32, 1), pretrained=False)
+                              (1, 32, 32, 1), pretrained=False)
 
 
 def state_of_step(template, step):
@@ -401,3 +401,13 @@ def test_a_save_that_fails_in_the_background_fails_wait_in_one_line(tmp_path, mo
             checkpoint.save(manager, 2, {"w": jnp.ones(3)})
         monkeypatch.undo()
     assert checkpoint.latest_step(str(tmp_path)) == 1
+
+
+def test_init_checkpoint_takes_what_checkpoint_takes(saved):
+    """config.init.checkpoint (restore_params) accepts a workdir, its checkpoints/ folder or
+    one step folder, as evaluate and predict's --checkpoint do (it took a workdir only)."""
+    run, states = saved["pristine"], saved["states"]
+    for path, step in ((run, 3), (run / "checkpoints", 3), (run / "checkpoints" / "2", 2)):
+        params = checkpoint.restore_params(str(path))
+        jax.tree.map(np.testing.assert_array_equal, params,
+                     jax.tree.map(np.asarray, states[step].params))
