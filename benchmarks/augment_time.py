@@ -25,7 +25,7 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 
 import numpy as np
 
-from fcnjax import weight_map
+from fcnjax.data import weight_map
 from fcnjax.data import elastic
 
 

@@ -18,8 +18,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
-from fcnjax.describe import PAPER_TABLE1
-from fcnjax import xla
+from fcnjax.models.describe import PAPER_TABLE1
+from fcnjax.run import xla
 from fcnjax.models import layers
 
 PAPER_K40C_MS = {name: row["k40c_ms"] for name, row in PAPER_TABLE1.items()}

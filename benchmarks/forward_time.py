@@ -39,7 +39,8 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks import common
-from fcnjax import describe, models
+from fcnjax import models
+from fcnjax.models import describe
 
 MODELS = ("fcn_alexnet", "fcn32s", "fcn16s", "fcn8s", "fcn_googlenet", "unet")
 

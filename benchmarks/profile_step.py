@@ -51,7 +51,8 @@ from benchmarks import common
 from benchmarks.train_step import OPTIM, make_batch
 import flax.linen as nn
 
-from fcnjax import coord_map, metrics, models, optim, train
+from fcnjax import metrics, models, optim, train
+from fcnjax.models import coord_map
 from fcnjax.models import layers
 
 

@@ -43,7 +43,8 @@ import jax.numpy as jnp
 from flax.training import train_state
 
 from benchmarks import common
-from fcnjax import compile_cache, losses, models, optim, parallel, train
+from fcnjax import losses, models, optim, train
+from fcnjax.run import compile_cache, parallel
 
 WORKLOADS = {"fcn8s": 500, "unet": 572}
 """Model -> input side of the timed step (the paper's FCN canvas, U-Net's 572 tile)."""

@@ -18,7 +18,6 @@ def get_config():
     config = camvid_fcn8s.get_config()
     config.model.learnable_upsampling = True
     config.model.dtype = "bfloat16"
-    config.optim.train_upscore = True
 
     config.input.crop_size = (352, 480)
     config.input.scale_range = (0.5, 2.0)

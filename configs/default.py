@@ -18,7 +18,7 @@ def get_config() -> ml_collections.ConfigDict:
     # PRNG of the init and dropout keys: "threefry2x32" (JAX's default, the same numbers on
     # every backend) or "rbg" (XLA's generator: much faster to compile on CPU).
     config.prng_impl = "threefry2x32"
-    # JAX's persistent compilation cache for the command lines (fcnjax.compile_cache): a rerun
+    # JAX's persistent compilation cache for the command lines (fcnjax.run.compile_cache): a rerun
     # of the same program skips its compile. "auto": $JAX_COMPILATION_CACHE_DIR, else
     # $XDG_CACHE_HOME/fcnjax/jax (~/.cache/fcnjax/jax); a folder; "": off.
     config.compile_cache = "auto"
@@ -95,7 +95,7 @@ def get_config() -> ml_collections.ConfigDict:
     # Photometric jitter (brightness, contrast, saturation): each a factor drawn from
     # [1 - s, 1 + s], e.g. (0.2, 0.2, 0.2); empty: none (the reference).
     config.input.jitter = ()
-    # U-Net's loss weight map (fcnjax.weight_map): training batches carry batch["weight"] =
+    # U-Net's loss weight map (fcnjax.data.weight_map): training batches carry batch["weight"] =
     # w_c + w0 exp(-(d1 + d2)^2 / 2 sigma^2) from each label (cells: class 1), 0 on void and
     # on mirrored / padded pixels. False: no weight map (the reference).
     config.input.border_weights = False
@@ -132,7 +132,10 @@ def get_config() -> ml_collections.ConfigDict:
     # "sum": the reference's unnormalized per-pixel loss (normalize: false); "mean": divided
     # by the labelled pixels, which needs a learning rate about pixels-per-batch times higher.
     config.loss.reduction = "sum"
-    config.loss.ignore_label = 255            # void: in neither loss nor metrics
+    # Deprecated (one release): void is always 255 (fcnjax.data.classes.VOID), in the files,
+    # the pipeline's padding, the loss and the metrics; map other stored values to classes
+    # or void with input.label_values. Any other value is refused.
+    config.loss.ignore_label = 255
     # Per-class loss weights: a tuple, one per class; "median_frequency", median(f) / f_c
     # from the training split's class counts (counted once at startup); () = none.
     config.loss.class_weights = ml_collections.FieldReference((), field_type=object)
@@ -148,7 +151,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.optim.weight_decay = 5e-4
     config.optim.bias_lr_mult = 2.0           # Caffe lr_mult of biases
     config.optim.bias_decay_mult = 0.0        # Caffe decay_mult of biases
-    config.optim.train_upscore = False        # learn params named upscore* (lr_mult 0 if not)
+    # Deprecated (one release; True prints a line): model.learnable_upsampling alone decides
+    # whether upscore* kernels exist and learn.
+    config.optim.train_upscore = False
     # Comma-separated name prefixes of the only layers that learn ("" = all): "score" trains
     # just the score layers, the paper's FCN-32s-fixed.
     config.optim.trainable = ""
@@ -164,17 +169,22 @@ def get_config() -> ml_collections.ConfigDict:
     # Also keep the best evaluated state by mean IU in <workdir>/best (only saved on a gain).
     config.train.keep_best = True
     # Resume although the workdir's config.json (its earlier run's) differs in more than
-    # fcnjax.workdir.RESUMABLE_FIELDS (steps, log / eval / checkpoint cadence, readers).
+    # fcnjax.run.workdir.RESUMABLE_FIELDS (steps, log / eval / checkpoint cadence, readers).
     config.train.allow_config_change = False
 
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 1
     config.eval.num_draw = 4                  # eval images drawn in predictions_<step>.png
     # Class names and colours in tables, grids and predict's masks: "voc", "camvid",
-    # "isbi2012", "nyud40", "siftflow" (fcnjax.visualize.CLASS_SETS).
+    # "isbi2012", "nyud40", "siftflow" (fcnjax.data.classes.CLASS_SETS); a prepared
+    # dataset's own names win.
     config.eval.classes = "voc"
+    # The ISBI 2012 challenge's scores (V_Rand, V_Info, Rand and pixel errors) beside the
+    # paper's table in evaluate: 2 classes, membrane 0, cell 1. (Deprecated, this release
+    # only: eval.classes or the tfds dataset "isbi2012" still turns them on, with a line.)
+    config.eval.isbi_challenge = False
 
-    # Devices (fcnjax.parallel): data parallel over a mesh of every device of every process.
+    # Devices (fcnjax.run.parallel): data parallel over a mesh of every device of every process.
     # config.train.batch_size and config.eval.batch_size are GLOBAL batches: the train batch
     # must be a multiple of the devices; each process reads batch_size / process_count
     # examples a step (eval batches are padded with void examples instead).

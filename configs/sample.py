@@ -49,4 +49,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.checkpoint_every = 200
     config.eval.num_draw = 2
     config.eval.classes = "isbi2012"          # membrane, cell
+    config.eval.isbi_challenge = True         # evaluate adds the challenge's scores
     return config

@@ -8,7 +8,7 @@
 are split: 0-24 train, 25-29 are the eval images (``train_ids``, ``eval_ids``; eval_split
 is "train" too). Paper: 23-layer U-Net, 64 channels first level, dropout ending the
 contracting path, one 572x572 tile per batch with mirrored context (overlap-tile), SGD
-momentum 0.99, std sqrt(2/N) init, the border-weighted loss (fcnjax.weight_map: w0 = 10,
+momentum 0.99, std sqrt(2/N) init, the border-weighted loss (fcnjax.data.weight_map: w0 = 10,
 sigma = 5 px, w_c by median frequency of the training labels) and elastic deformations
 (fcnjax.data.elastic: 3x3 grid, std 10 px, with rotation, shift, mirrors of both axes and
 grey values). Not in the paper, chosen here: learning rate, steps, mean loss, no weight
@@ -63,5 +63,6 @@ def get_config():
     config.train.eval_every = 1_000
     config.train.checkpoint_every = 1_000
     config.eval.num_draw = 2
-    config.eval.classes = "isbi2012"          # membrane, cell; evaluate adds the challenge's scores
+    config.eval.classes = "isbi2012"          # membrane, cell
+    config.eval.isbi_challenge = True         # evaluate adds the challenge's scores
     return config

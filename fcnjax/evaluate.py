@@ -5,19 +5,19 @@ and per-class IoU and Dice.
 
 ``--checkpoint`` is a workdir (its newest checkpoint), its ``checkpoints/`` or ``best/``
 folder (``best`` holds the best evaluation by mean IU), or one ``<step>`` folder in them;
-``--workdir DIR`` is the same as ``--checkpoint DIR``. ``--split`` defaults to
+``--workdir DIR`` (the old spelling) still works for one release, with a deprecation line. ``--split`` defaults to
 ``config.input.eval_split``. Prints the table and writes it as JSON to
 ``<workdir>/eval_<split>_<step>.json``. A checkpoint of another model is refused with a
 message naming the arrays that do not fit.
 
-ISBI 2012 (2 classes, ``config.eval.classes == "isbi2012"`` or the prepared ``isbi2012``
-dataset: membrane = class 0, cell = class 1): the report and the JSON (key ``"isbi2012"``)
+ISBI 2012 (``config.eval.isbi_challenge``; 2 classes, membrane = class 0, cell = class 1):
+the report and the JSON (key ``"isbi2012"``)
 also have the challenge's scores of the split's whole images (:func:`challenge_metrics`,
 :func:`fcnjax.isbi_metrics.challenge_scores`): V_Rand and V_Info after thinning (the 2016
 leaderboard's) and the unthinned Rand and pixel errors (2012's, the U-Net paper's table).
 Single-process runs only: the model runs once more over the images, on the host's devices.
 
-Scoring is data parallel over ``config.mesh``, as training is (:mod:`fcnjax.parallel`): each
+Scoring is data parallel over ``config.mesh``, as training is (:mod:`fcnjax.run.parallel`): each
 eval batch is padded with void examples to a multiple of the devices and split over them. A
 checkpoint restores on any number of devices, whatever it was written on. Multi-host: run the
 same command in every process (``JAX_COORDINATOR_ADDRESS`` ...); process 0 prints and writes.
@@ -31,27 +31,11 @@ from typing import Any
 
 import jax
 import ml_collections
-from jax.sharding import Mesh
 
-from fcnjax import (checkpoint, compile_cache, errors, models, parallel, reporting, train,
-                    visualize)
-
-
-def restore_state(config: ml_collections.ConfigDict, path: str, mesh: Mesh | None = None
-                  ) -> Any:
-    """The train state of ``config``'s model restored from the checkpoint ``path`` names
-    (see ``checkpoint.locate``); FileNotFoundError or checkpoint.CheckpointMismatch.
-
-    mesh: place the state on it as ``config.mesh`` says (``train.state_sharding``); None:
-    on the default device.
-    """
-    model = models.build(config.model)
-    image_shape = train.input_shape(config)
-    key = jax.random.key(config.seed, impl=config.prng_impl)
-    state = train.create_train_state(config, model, key, image_shape, pretrained=False)
-    if mesh is not None:
-        state = parallel.shard_state(state, train.state_sharding(config, state, mesh))
-    return checkpoint.restore_path(path, state)  # onto the template's placement
+from fcnjax import objective
+from fcnjax.data.classes import class_names
+from fcnjax.run import checkpoint, compile_cache, errors, parallel, reporting
+from fcnjax.run import state as run_state
 
 
 def evaluate_checkpoint(config: ml_collections.ConfigDict, path: str,
@@ -66,10 +50,10 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, path: str,
 
     split = split or config.input.eval_split
     mesh = parallel.mesh_from_config(config.mesh)
-    state = restore_state(config, path, mesh)
-    eval_fn = train.make_eval_fn(config, mesh, train.state_sharding(config, state, mesh))
+    state = run_state.restore_state(config, path, mesh)
+    eval_fn = objective.make_eval_fn(config, mesh, run_state.state_sharding(config, state, mesh))
     batches = pipeline.eval_dataset(config.input, split, config.eval.batch_size)
-    summary, _ = train.evaluate(eval_fn, state, batches)
+    summary, _ = objective.evaluate(eval_fn, state, batches)
     result = {"step": int(state.step), "split": split, **summary}
     if challenge:
         result["isbi2012"] = challenge_metrics(config, state, split)
@@ -77,11 +61,24 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, path: str,
 
 
 def is_isbi2012(config: ml_collections.ConfigDict) -> bool:
-    """Whether the challenge scores apply: 2 classes, membrane = 0 and cell = 1, as
-    ``config.eval.classes == "isbi2012"`` or the prepared ``isbi2012`` dataset says."""
-    return config.model.num_classes == 2 and (
-        config.eval.classes == "isbi2012"
-        or (config.input.source == "tfds" and config.input.tfds_name == "isbi2012"))
+    """Whether the challenge scores apply: ``config.eval.isbi_challenge`` (2 classes,
+    membrane = 0 and cell = 1). For one release the old rule still turns them on, with a
+    deprecation line: ``eval.classes == "isbi2012"`` or the prepared ``isbi2012``."""
+    chosen = config.eval.get("isbi_challenge", False)
+    if not chosen:
+        old = config.model.num_classes == 2 and (
+            config.eval.classes == "isbi2012"
+            or (config.input.source == "tfds" and config.input.tfds_name == "isbi2012"))
+        if old:
+            errors.deprecated("turning the ISBI 2012 challenge scores on by "
+                              "config.eval.classes or the dataset's name",
+                              "set config.eval.isbi_challenge=True", "fcnjax.evaluate")
+        return old
+    if config.model.num_classes != 2:
+        raise errors.ConfigError(f"config.eval.isbi_challenge scores 2 classes (membrane 0, "
+                                 f"cell 1), not config.model.num_classes = "
+                                 f"{config.model.num_classes}")
+    return bool(chosen)
 
 
 def challenge_metrics(config: ml_collections.ConfigDict, state: Any, split: str
@@ -90,29 +87,31 @@ def challenge_metrics(config: ml_collections.ConfigDict, state: Any, split: str
     ``{"v_rand", "v_info", "rand_error", "pixel_error", "images"}``.
 
     Each image, normalised as the input pipeline does (no mirror padding, no canvas), goes
-    through :func:`fcnjax.predict.make_forward` (a valid U-Net tile by tile); p(membrane) is
+    through :func:`fcnjax.inference.make_forward` (a valid U-Net tile by tile); p(membrane) is
     the softmax's class 0, the true cells are the pixels of class 1 (void counts as
     membrane). Scored by :func:`fcnjax.isbi_metrics.challenge_scores`.
     """
-    from fcnjax import isbi_metrics, predict
+    from fcnjax import inference, isbi_metrics
     from fcnjax.data import pipeline, transforms
 
     cfg = config.input
     source = pipeline.make_source(cfg, split, "eval_ids" if split == cfg.eval_split else None)
     table = transforms.label_table(pipeline.label_values(cfg, source))
-    forward = predict.make_forward(config, state)
+    forward = inference.make_forward(config, state)
     membranes, cells = [], []
     for index in range(len(source)):
         example = transforms.map_labels(source[index], table)
         image = transforms.normalize(example, cfg.mean, cfg.scale, cfg.bgr)["image"]
-        membranes.append(predict.softmax(forward(image))[..., 0])
+        membranes.append(inference.softmax(forward(image))[..., 0])
         cells.append(example["label"] == 1)
     return {**isbi_metrics.challenge_scores(membranes, cells), "images": len(membranes)}
 
 
-def report(config: ml_collections.ConfigDict, result: dict[str, Any]) -> str:
-    """The printed report: a heading line, the paper's table, per-class IoU and Dice."""
-    names = visualize.class_names(config.eval.classes, config.model.num_classes)
+def report(config: ml_collections.ConfigDict, result: dict[str, Any],
+           names: list[str] | None = None) -> str:
+    """The printed report: a heading line, the paper's table, per-class IoU and Dice.
+    names: the classes' names by id (default: ``config.eval.classes``' class set)."""
+    names = names or class_names(config.eval.classes, config.model.num_classes)
     heading = (f"{config.model.name}, step {result['step']}, split {result['split']}: "
                f"loss {result['loss']:.4g}")
     text = heading + "\n" + reporting.paper_table(result, names)
@@ -127,7 +126,7 @@ def report(config: ml_collections.ConfigDict, result: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``--config``, ``--checkpoint`` (or ``--workdir``), ``--split``."""
+    """Command line: ``--config``, ``--checkpoint``, ``--split``."""
     from absl import flags, logging
     from ml_collections import config_flags
 
@@ -135,25 +134,27 @@ def main(argv: list[str] | None = None) -> None:
                                              lock_config=True)
     path = flags.DEFINE_string("checkpoint", None, "workdir, its checkpoints/ or best/ "
                                "folder, or one <step> folder")
-    workdir = flags.DEFINE_string("workdir", None, "same as --checkpoint DIR")
     split = flags.DEFINE_string("split", None, "split to score (default: eval_split)")
     flags.mark_flags_as_required(["config"])
 
     def run(args: list[str]) -> None:
         if len(args) > 1:
             raise errors.ConfigError(f"unexpected arguments: {args[1:]}")
-        if not (path.value or workdir.value):
+        if not path.value:
             raise errors.ConfigError("give --checkpoint (a workdir or checkpoint folder)")
         parallel.initialize(auto=config.value.mesh.cluster_detect)  # multi-host; else no-op
         compile_cache.enable(config.value.get("compile_cache", compile_cache.AUTO))
         if not flags.FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)
-        where = path.value or workdir.value
+        where = path.value
         challenge = is_isbi2012(config.value) and jax.process_count() == 1
         result = evaluate_checkpoint(config.value, where, split.value, challenge)
         if not parallel.is_main_process():
             return
-        print(report(config.value, result))
+        from fcnjax.data import pipeline  # grain and tfds: only to score
+
+        names = pipeline.class_names(config.value)  # a prepared dataset's own names
+        print(report(config.value, result, names))
         root = os.path.dirname(checkpoint.locate(where)[0])
         out = os.path.join(root, f"eval_{result['split']}_{result['step']}.json")
         try:
@@ -164,12 +165,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"could not write {out}: {e.strerror or e}")
         try:
             for picture in reporting.write_class_pictures(os.path.splitext(out)[0], result,
-                                                          config.value.eval.classes):
+                                                          names):
                 print(f"wrote {picture}")
         except OSError as e:
             print(f"could not write the pictures beside {out}: {e.strerror or e}")
 
-    errors.run_app("fcnjax.evaluate", run, argv, config)
+    errors.run_app("fcnjax.evaluate", run, argv, config, renamed={"--workdir": "--checkpoint"})
 
 
 if __name__ == "__main__":

@@ -341,11 +341,6 @@ def pixel_counts(proposed_cells: np.ndarray, true_cells: np.ndarray) -> np.ndarr
                      np.count_nonzero(true_cells) - tp], np.int64)
 
 
-def pixel_fscore(proposed_cells: np.ndarray, true_cells: np.ndarray) -> float:
-    """F-score of cell pixels: 2 TP / (2 TP + FP + FN); 1.0 when neither has a cell pixel."""
-    return fscore(*pixel_counts(proposed_cells, true_cells))
-
-
 # ------------------------------------------------------------------------------ stacks
 
 def _slices(membrane, true_cells) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -5,8 +5,8 @@ and most later work take the mean instead. Losses here return per-pixel values a
 ``sum_and_count`` and ``reduce`` turn them into the scalar the optimizer sees.
 
 Three ways to weigh pixels, which multiply: ``weights``, a per-pixel map (U-Net's border
-weights, :mod:`fcnjax.weight_map`); ``class_weights``, one weight per class (e.g.
-:func:`median_frequency_weights`); and ``keep_prob`` with a PRNG ``key``, the FCN paper's loss
+weights, :mod:`fcnjax.data.weight_map`); ``class_weights``, one weight per class (e.g.
+:func:`fcnjax.data.classes.median_frequency_weights`); and ``keep_prob`` with a PRNG ``key``, the FCN paper's loss
 sampling, which keeps each labelled pixel with probability ``keep_prob``. Dropped pixels
 leave the mask, so ``count`` and the mean are over the pixels that were kept.
 
@@ -21,31 +21,14 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
-IGNORE_LABEL = 255
+from fcnjax.data.classes import VOID
+
+IGNORE_LABEL = VOID  # the loss's default ignore label: the void value
 """Label of "void" pixels: they count in neither loss nor metrics."""
 
 REDUCTIONS = ("sum", "mean")
-
-
-def median_frequency_weights(counts) -> np.ndarray:
-    """Median-frequency class balancing (Eigen & Fergus 2015): median(f) / f_c per class.
-
-    counts: pixels of each class, (C,). f_c = counts_c / sum(counts); the median is over the
-    classes present. Absent classes get weight 0. Returns float32 (C,).
-
-    >>> median_frequency_weights([100, 100, 200]).tolist()   # f = (1/4, 1/4, 1/2), median 1/4
-    [1.0, 1.0, 0.5]
-    """
-    counts = np.asarray(counts, np.float64)
-    if counts.ndim != 1 or (counts < 0).any() or counts.sum() <= 0:
-        raise ValueError(f"need non-negative class counts, not all zero; got {counts}")
-    present = counts > 0
-    freq = counts / counts.sum()
-    median = np.median(freq[present])
-    return np.where(present, median / np.where(present, freq, 1.0), 0.0).astype(np.float32)
 
 
 def pixel_cross_entropy(logits: jax.Array, labels: jax.Array, *,

@@ -7,20 +7,27 @@ against the centre of the label (``center_crop``). Batch keys named by
 mapping (``model_inputs``). A model returning a mapping of heads (SIFT Flow's ``{"sem":
 ..., "geo": ...}``) is scored head by head (``heads``): head ``h`` against
 ``batch["h_label"]``, the one remaining head against ``batch["label"]``; the loss is the
-sum of the heads' losses (the reference sums them).
+sum of the heads' losses (the reference sums them). Scoring a split: ``eval_step`` (one
+batch's sums and predictions), ``make_eval_fn`` (it compiled for a mesh), ``evaluate``
+(a whole split) and ``summarize`` (the paper's metrics from the sums), shared by
+``train`` and ``evaluate``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+import functools
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from tqdm import tqdm
 
-from fcnjax import losses, metrics, parallel
-from fcnjax.errors import ConfigError
+from fcnjax import losses, metrics
+from fcnjax.data.classes import VOID
 from fcnjax.models import layers
+from fcnjax.run import parallel
+from fcnjax.run.errors import ConfigError
 
 if TYPE_CHECKING:
     import ml_collections
@@ -134,7 +141,13 @@ def loss_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
                           f"{num_classes} classes (config.model.num_classes)")
     if not 0.0 < keep_prob <= 1.0:
         raise ConfigError(f"config.loss.keep_prob must be in (0, 1], got {keep_prob}")
-    return {"reduction": cfg.reduction, "ignore_label": cfg.ignore_label,
+    if cfg.get("ignore_label", VOID) != VOID:
+        raise ConfigError(f"config.loss.ignore_label = {cfg.ignore_label}: void is always "
+                          f"{VOID} (the pipeline pads with it, the builders store it); the "
+                          "setting is deprecated and will be removed in the next release. "
+                          "Map stored values to classes or void with "
+                          "config.input.label_values")
+    return {"reduction": cfg.reduction, "ignore_label": VOID,
             "class_weights": weights, "keep_prob": keep_prob}
 
 
@@ -156,3 +169,76 @@ def with_class_weights(config: ml_collections.ConfigDict) -> ml_collections.Conf
         tqdm.write("class weights (median frequency of the training labels): "
                    + ", ".join(f"{w:.4g}" for w in weights))
     return config
+
+
+def eval_step(state: Any, batch: Mapping[str, jax.Array], *,
+              ignore_label: int = VOID, extra_inputs: tuple[str, ...] = ()
+              ) -> tuple[dict[str, jax.Array], jax.Array]:
+    """Measurements of one eval batch (loss_sum, pixels, confusion; other heads' too) and
+    its int32 predictions (the main head's)."""
+    logits = state.apply_fn({"params": state.params}, model_inputs(batch, extra_inputs),
+                            train=False)
+    _, measurements = score_batch(logits, batch, reduction="sum", ignore_label=ignore_label)
+    del measurements["loss"]
+    return measurements, jnp.argmax(main_logits(logits, batch), -1).astype(jnp.int32)
+
+
+def summarize(totals: Mapping[str, np.ndarray], per_class: bool = False) -> dict[str, Any]:
+    """Host summary of summed measurements: loss (mean per labelled pixel), the paper's four
+    metrics and mean Dice; with ``per_class``, ``class_iu`` and ``class_dice`` lists too.
+    Another head ``h``'s (``h_confusion`` ...) are the same names prefixed ``h_``."""
+    pixels = float(totals["pixels"])
+    summary = {"loss": float(totals["loss_sum"]) / pixels if pixels else float("nan"),
+               **metrics.scores(totals["confusion"])}
+    if per_class:
+        by_class = metrics.class_scores(totals["confusion"])
+        summary.update(class_iu=by_class["iu"], class_dice=by_class["dice"])
+    for prefix in (k[:-len("confusion")] for k in totals if k.endswith("_confusion")):
+        head = {k: totals[prefix + k] for k in ("loss_sum", "pixels", "confusion")}
+        summary.update({prefix + k: v for k, v in summarize(head, per_class).items()})
+    return summary
+
+
+def evaluate(eval_fn: Any, state: Any, batches: Iterable[Mapping[str, Any]],
+             num_draw: int = 0) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
+    """Sum ``eval_fn`` over a whole split; return its summary (with per-class lists and
+    the ``confusion`` matrix, rows truth, as nested lists) and the first ``num_draw``
+    examples: lists of image, label and prediction, each cropped to its prediction and
+    kept at its own size (a split's images may differ in size).
+
+    ``eval_fn(state, host_batch)`` may return predictions for more rows than the batch has
+    (:func:`make_eval_fn` pads it); its first rows are the batch's.
+    """
+    totals, drawn = None, {"image": [], "label": [], "prediction": []}
+    for batch in batches:
+        measured, predictions = eval_fn(state, batch)
+        totals = measured if totals is None else jax.tree.map(jnp.add, totals, measured)
+        take = min(num_draw - len(drawn["label"]), len(batch["label"]))
+        if take > 0:
+            size = predictions.shape[1:3]
+            image = batch["image"][..., :3]  # colour only: not a depth channel
+            drawn["image"].extend(center_crop(image, size)[:take])
+            drawn["label"].extend(center_crop(batch["label"], size)[:take])
+            drawn["prediction"].extend(np.asarray(predictions)[:take])
+    if totals is None:
+        raise ValueError("the evaluation split is empty")
+    totals = jax.device_get(totals)
+    summary = summarize(totals, per_class=True)
+    summary["confusion"] = np.asarray(totals["confusion"]).astype(np.int64).tolist()
+    return summary, {k: v for k, v in drawn.items() if v}
+
+
+def make_eval_fn(config: ml_collections.ConfigDict, mesh: Any, sharding: Any) -> Any:
+    """``eval_fn(state, host_batch) -> (measurements, predictions)``: ``eval_step`` compiled
+    for ``mesh``. The host batch (the same whole batch on every process) is padded with void
+    examples to a multiple of the devices, which add nothing to the sums; predictions come
+    back replicated, padding rows last."""
+    sharded = parallel.jit_eval_step(
+        functools.partial(eval_step, ignore_label=VOID,
+                          extra_inputs=tuple(config.input.extra_inputs)), mesh, sharding)
+
+    def eval_fn(state: Any, batch: Mapping[str, Any]):
+        padded = parallel.pad_batch(batch, mesh.shape[parallel.DATA], VOID)
+        return sharded(state, parallel.global_batch(padded, mesh, per_process=False))
+
+    return eval_fn

@@ -2,14 +2,17 @@
 
 Caffe sets a learning policy per parameter (``lr_mult``, ``decay_mult``): weights 1x the rate
 with weight decay, biases 2x the rate without decay, and the bilinear ``upscore``
-deconvolutions ``lr_mult: 0`` (fixed). ``param_labels`` names each parameter's group and
-``make_optimizer`` gives each group its transformation with ``optax.multi_transform``.
+deconvolutions ``lr_mult: 0`` (fixed). In fcnjax a fixed upsampling layer has no parameters
+at all, so ``config.model.learnable_upsampling`` alone decides whether ``upscore*`` kernels
+exist and learn. ``param_labels`` names each parameter's group and ``make_optimizer`` gives
+each group its transformation with ``optax.multi_transform``.
 
 ``trainable`` restricts learning to some layers: "score" trains only the score layers (the
 paper's FCN-32s-fixed, "only the last layer is fine-tuned"), everything else is frozen.
 
 Config fields read (``config.optim``): learning_rate, momentum, weight_decay, bias_lr_mult,
-bias_decay_mult, train_upscore, trainable, schedule, warmup_steps, accumulate.
+bias_decay_mult, trainable, schedule, warmup_steps, accumulate (``train_upscore``: deprecated,
+see :func:`check`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any, Mapping
 import jax
 import optax
 
-from fcnjax.errors import ConfigError
+from fcnjax.run.errors import ConfigError, deprecated
 
 GROUPS = ("weight", "bias", "frozen")
 SCHEDULES = ("constant", "cosine", "poly")
@@ -30,28 +33,24 @@ def trainable_prefixes(trainable: str) -> tuple[str, ...]:
     return tuple(p.strip() for p in trainable.split(",") if p.strip())
 
 
-def param_group(path: tuple[str, ...], train_upscore: bool = False,
-                trainable: tuple[str, ...] = ()) -> str:
-    """"frozen" for upscore kernels (unless trained), "bias" for biases, else "weight".
+def param_group(path: tuple[str, ...], trainable: tuple[str, ...] = ()) -> str:
+    """"bias" for biases, else "weight"; "frozen" outside the ``trainable`` prefixes.
 
-    path: parameter names from the root, e.g. ``("trunk", "conv1_1", "bias")``; a parameter
-    belongs to an upsampling layer when one of its names starts with "upscore". With
-    ``trainable`` prefixes, a parameter none of whose names starts with one is frozen too.
+    path: parameter names from the root, e.g. ``("trunk", "conv1_1", "bias")``. With
+    ``trainable`` prefixes, a parameter none of whose names starts with one is frozen.
     """
-    if not train_upscore and any(name.startswith("upscore") for name in path):
-        return "frozen"
     if trainable and not any(name.startswith(p) for name in path for p in trainable):
         return "frozen"
     return "bias" if path[-1] == "bias" else "weight"
 
 
-def param_labels(params: Any, train_upscore: bool = False, trainable: str = "") -> Any:
+def param_labels(params: Any, trainable: str = "") -> Any:
     """A pytree like ``params`` with each leaf replaced by its group name (see GROUPS)."""
     prefixes = trainable_prefixes(trainable)
 
     def label(path, _):
         names = tuple(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
-        return param_group(names, train_upscore, prefixes)
+        return param_group(names, prefixes)
     return jax.tree_util.tree_map_with_path(label, params)
 
 
@@ -91,6 +90,28 @@ def sgd(config: Mapping[str, Any], steps: int, lr_mult: float = 1.0,
     return optax.chain(optax.add_decayed_weights(decay), step) if decay else step
 
 
+def check(config: Mapping[str, Any], steps: int) -> None:
+    """ConfigError (one line) for an optimizer ``config`` (``config.optim``) that cannot
+    train: a learning rate that is not positive and finite, momentum outside [0, 1), negative
+    weight decay, an unknown schedule, a negative warmup, accumulate below 1. Builds the
+    solver, so every field it reads is checked; nothing is compiled."""
+    rate = config["learning_rate"]
+    if not isinstance(rate, (int, float)) or not 0 < rate < float("inf"):
+        raise ConfigError(f"config.optim.learning_rate = {rate!r}: it must be a positive "
+                          "number (the step size of gradient descent; a negative one climbs "
+                          "the loss)")
+    if not 0 <= config["momentum"] < 1:
+        raise ConfigError(f"config.optim.momentum = {config['momentum']!r}: it must be in "
+                          "[0, 1)")
+    if config["weight_decay"] < 0:
+        raise ConfigError(f"config.optim.weight_decay = {config['weight_decay']!r}: it must "
+                          "be >= 0")
+    if config.get("train_upscore"):
+        deprecated("config.optim.train_upscore", "config.model.learnable_upsampling alone "
+                   "decides: learnable upscore kernels learn, fixed ones have no parameters")
+    make_optimizer(config, steps)
+
+
 def make_optimizer(config: Mapping[str, Any], steps: int) -> optax.GradientTransformation:
     """The solver for ``config`` (``config.optim``), training for ``steps`` calls of update.
 
@@ -106,5 +127,5 @@ def make_optimizer(config: Mapping[str, Any], steps: int) -> optax.GradientTrans
         {"weight": sgd(config, updates),
          "bias": sgd(config, updates, config["bias_lr_mult"], config["bias_decay_mult"]),
          "frozen": optax.set_to_zero()},
-        lambda params: param_labels(params, config["train_upscore"], config["trainable"]))
+        lambda params: param_labels(params, config["trainable"]))
     return optax.MultiSteps(tx, every_k_schedule=accumulate) if accumulate > 1 else tx

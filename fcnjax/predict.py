@@ -13,31 +13,26 @@ Arguments are image files or folders of them (png, jpg, bmp, tif, webp). For eac
 Images are read and normalised as the config's input pipeline does (``image_mode``,
 ``bgr``, ``mean``, ``scale``). FCNs and "same"-padding U-Nets predict a whole image at its
 own size in one forward pass (one compile per size); a "valid"-padding U-Net predicts tile
-by tile with mirrored context (:func:`fcnjax.tiling.predict_tiled`, tiles of
+by tile with mirrored context (:func:`fcnjax.inference.predict_tiled`, tiles of
 ``config.input.crop_size``, ``config.eval.batch_size`` tiles per forward pass). ``--tta``
 averages the class probabilities over the 8 rotations and mirrors of each image (the U-Net
-paper's test-time augmentation, :func:`fcnjax.tiling.dihedral_average`): 8 times the work.
+paper's test-time augmentation, :func:`fcnjax.inference.dihedral_average`): 8 times the work.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterable
+from typing import Iterable
 
-import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from PIL import Image
 
-from fcnjax import checkpoint, compile_cache, errors, evaluate, visualize, xla
 from fcnjax.data import transforms
-from fcnjax.data.image_folder import natural_key, read_image
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-Forward = Callable[[np.ndarray], np.ndarray]
-"""float32 (H, W, C) normalised image -> float32 (H, W, num_classes) class scores (logits,
-or probabilities with test-time averaging)."""
+from fcnjax.data.classes import class_colors
+from fcnjax.data.image_folder import IMAGE_EXTENSIONS, natural_key, read_image
+from fcnjax.inference import Forward, make_forward
+from fcnjax.run import checkpoint, compile_cache, errors, state, visualize
 
 
 def image_paths(inputs: Iterable[str]) -> list[str]:
@@ -58,64 +53,32 @@ def image_paths(inputs: Iterable[str]) -> list[str]:
     return paths
 
 
+def not_an_image(path: str, error: BaseException) -> errors.DataError:
+    """The one-line error of a file that is not an image."""
+    return errors.DataError(f"cannot read {path} as an image ({error}); give image files "
+                            f"({', '.join(IMAGE_EXTENSIONS)}) or folders of them")
+
+
+def check_images(paths: Iterable[str]) -> None:
+    """DataError for the first file that is not an image (its header is read, not its
+    pixels): found before a checkpoint is restored or anything is written."""
+    for path in paths:
+        try:
+            with Image.open(path):
+                pass
+        except (OSError, ValueError) as error:
+            raise not_an_image(path, error) from None
+
+
 def load_image(path: str, config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 (H, W, 3) RGB for display, float32 (H, W, C) network input) of ``path``."""
     try:
         pixels = read_image(path, config.image_mode)
     except (OSError, ValueError) as error:
-        raise errors.DataError(f"cannot read {path} as an image ({error}); give image files "
-                               f"({', '.join(IMAGE_EXTENSIONS)}) or folders of them") from None
+        raise not_an_image(path, error) from None
     image = transforms.normalize({"image": pixels}, config.mean, config.scale, config.bgr)
     display = np.repeat(pixels, 3, axis=-1) if pixels.shape[-1] == 1 else pixels[..., :3]
     return np.ascontiguousarray(display), image["image"]
-
-
-def make_forward(config: ml_collections.ConfigDict, state: Any, tta: bool = False) -> Forward:
-    """The one model-forward function: class scores of a whole image of any size.
-
-    Valid-padding U-Nets go through overlap-tile prediction (tiles of ``crop_size``, in
-    batches of ``config.eval.batch_size``); every other model runs on the whole image (jit
-    compiles once per image size). ``tta``: the mean class probabilities over the image's
-    8 rotations and mirrors instead.
-    """
-    forward = model_forward(config, state)
-    if not tta:
-        return forward
-    from fcnjax import tiling
-
-    return lambda image: tiling.dihedral_average(lambda x: softmax(forward(x)), image)
-
-
-def softmax(scores: np.ndarray) -> np.ndarray:
-    """Probabilities over the last axis, float32."""
-    scores = scores - scores.max(axis=-1, keepdims=True)
-    exp = np.exp(scores)
-    return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
-
-
-def model_forward(config: ml_collections.ConfigDict, state: Any) -> Forward:
-    """Class scores (logits) of a whole image: the model, tile by tile if it needs it."""
-    apply = xla.jit(lambda params, x: state.apply_fn({"params": params}, x, train=False))
-    cfg = config.model
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        logits = apply(state.params, jnp.asarray(batch))
-        if isinstance(logits, dict):  # SIFT Flow's two heads: the semantic one
-            logits = logits["sem"]
-        return np.asarray(logits, np.float32)
-
-    if cfg.name == "unet" and cfg.get("padding") == "valid":
-        from fcnjax import tiling
-        from fcnjax.models.unet import unet_geometry
-
-        geometry = unet_geometry(cfg.levels, cfg.padding, cfg.upsampling)
-        plan = tiling.unet_plan(geometry, config.input.crop_size[0])
-        return lambda image: tiling.predict_tiled(run, image, plan,
-                                                  batch_size=config.eval.batch_size)
-    if cfg.name == "nyud_late_fusion":
-        raise errors.ConfigError("nyud_late_fusion needs two inputs (color and HHA images); "
-                                 "predict reads one image per file")
-    return lambda image: run(image[None])[0]
 
 
 def palette_png(prediction: np.ndarray, colors: np.ndarray) -> Image.Image:
@@ -132,7 +95,10 @@ def predict_files(config: ml_collections.ConfigDict, forward: Forward, paths: li
     num_classes = config.model.num_classes
     if num_classes > 256:
         raise errors.ConfigError(f"palette PNGs hold at most 256 classes, not {num_classes}")
-    colors = visualize.class_colors(config.eval.classes, num_classes)
+    from fcnjax.data import pipeline
+
+    names = pipeline.class_names(config)  # a prepared dataset's own names, else the table's
+    colors = class_colors(names, num_classes)
     written = []
     for path in paths:
         display, image = load_image(path, config.input)
@@ -140,8 +106,8 @@ def predict_files(config: ml_collections.ConfigDict, forward: Forward, paths: li
         stem = os.path.join(output, os.path.splitext(os.path.basename(path))[0])
         palette_png(prediction, colors).save(stem + ".png")
         mask = visualize.colorize(prediction, num_classes, colors)
-        Image.fromarray(visualize.overlay_with_legend(display, mask, visualize.class_names(
-            config.eval.classes, num_classes), colors)).save(stem + "_overlay.png")
+        Image.fromarray(visualize.overlay_with_legend(display, mask, names, colors)).save(
+            stem + "_overlay.png")
         written += [stem + ".png", stem + "_overlay.png"]
     return written
 
@@ -151,8 +117,9 @@ def predict(config: ml_collections.ConfigDict, checkpoint_path: str, inputs: lis
     """Restore the checkpoint, predict every image of ``inputs``, write PNGs to ``output``
     (``tta``: with 8-way test-time averaging)."""
     paths = image_paths(inputs)
-    state = evaluate.restore_state(config, checkpoint_path)
-    return predict_files(config, make_forward(config, state, tta), paths, output)
+    check_images(paths)
+    restored = state.restore_state(config, checkpoint_path)
+    return predict_files(config, make_forward(config, restored, tta), paths, output)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -174,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     def run(args: list[str]) -> None:
         if len(args) < 2:
             raise errors.ConfigError("name image files or folders to segment")
+        check_images(image_paths(args[1:]))  # before the checkpoint: a wrong file is one line
         compile_cache.enable(config.value.get("compile_cache", compile_cache.AUTO))
         if not flags.FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)

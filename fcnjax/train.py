@@ -7,7 +7,7 @@ same step, data order and random numbers), ``best/<step>`` (the best evaluation 
 ``metrics.jsonl`` (one JSON object per log or eval: step, mode "train" or "eval", loss,
 pixel_acc, mean_acc, mean_iu, fw_iu, mean_dice, per-class IoU and Dice), ``tensorboard/``
 event files, ``learning_curve.png`` and ``predictions_<step>.png`` (image | label |
-prediction for a few eval images); see :mod:`fcnjax.reporting`. The progress bar shows the
+prediction for a few eval images); see :mod:`fcnjax.run.reporting`. The progress bar shows the
 step, loss, images per second and the time left.
 
 What a step computes from a batch (the model's inputs; valid U-Nets scored against the
@@ -15,7 +15,7 @@ label's centre, with ``config.input.mirror_pad`` supplying the overlap-tile cont
 ``configs/unet_isbi.py`` sets; several heads' losses summed; median-frequency class
 weights) is :mod:`fcnjax.objective`.
 
-Training is data parallel over the devices of ``config.mesh`` (:mod:`fcnjax.parallel`; one
+Training is data parallel over the devices of ``config.mesh`` (:mod:`fcnjax.run.parallel`; one
 device is a mesh of one): ``config.train.batch_size`` is the global batch, split over the
 devices; with several processes each reads its share and process 0 alone writes and prints.
 """
@@ -34,95 +34,20 @@ from flax.training import train_state
 from jax.sharding import Mesh
 from tqdm import tqdm
 
-from fcnjax import (checkpoint, compile_cache, errors, interrupts, losses, metrics, models,
-                    optim, parallel, reporting, surgery)
+from fcnjax import losses, models, optim
 from fcnjax.data import device_elastic
-from fcnjax.objective import (center_crop, loss_options, main_logits,  # noqa: F401
-                              model_inputs, score_batch, with_class_weights)
-from fcnjax.safeguards import (NonFiniteLoss, UnwritableWorkdir,  # noqa: F401 (re-exported)
-                               check_config, check_finite, prepare_workdir)
-from fcnjax.workdir import (ConfigChanged, RunLock, WorkdirInUse,  # noqa: F401 (re-exported)
-                            check_resume, describe_changes, save_config)
+from fcnjax.objective import (evaluate, loss_options, make_eval_fn, model_inputs,
+                              score_batch, summarize, with_class_weights)
+from fcnjax.run import checkpoint, compile_cache, errors, interrupts, parallel, reporting
+from fcnjax.run.safeguards import check_config, check_finite, prepare_workdir
+from fcnjax.run.state import create_train_state, input_shape, state_sharding
+from fcnjax.run.workdir import RunLock, check_resume, describe_changes, save_config
+from fcnjax.weights import sources
 
 if TYPE_CHECKING:
     import ml_collections
 
 Batch = Mapping[str, jax.Array]
-CHANNELS = {"L": 1, "RGB": 3}
-
-Shape = tuple[int, ...]
-
-
-def input_shape(config: ml_collections.ConfigDict) -> Shape | dict[str, Shape]:
-    """Shape of one model input, (1, H, W, C): the image's (a channel more with
-    ``depth_key``), or ``{"image": ..., key: ...}`` with ``extra_inputs`` (their channels:
-    their ``extra_means``)."""
-    cfg = config.input
-    image = (1, *cfg.crop_size, CHANNELS[cfg.image_mode] + bool(cfg.depth_key))
-    if not cfg.extra_inputs:
-        return image
-    return {"image": image, **{key: (1, *cfg.crop_size, len(mean))
-                               for key, mean in zip(cfg.extra_inputs, cfg.extra_means)}}
-
-
-def _is_shape(x: Any) -> bool:
-    return isinstance(x, tuple) and all(isinstance(n, int) for n in x)
-
-
-def create_train_state(config: ml_collections.ConfigDict, model: Any, key: jax.Array,
-                       image_shape: Shape | Mapping[str, Shape], *, pretrained: bool = True
-                       ) -> train_state.TrainState:
-    """Initialise ``model`` on zeros of ``image_shape`` (B, H, W, C) with the config's optimizer
-    (a mapping of shapes for a model of several inputs, see ``input_shape``).
-
-    Weights come from :func:`initial_params` when ``config.init`` names a source and
-    ``pretrained`` is set; pass ``pretrained=False`` for a template that a checkpoint
-    restore will overwrite anyway (no weight file is read then).
-    """
-    params = initial_params(config.init, model, key, image_shape) if pretrained else None
-    if params is None:
-        init = jax.jit(functools.partial(model.init, train=False))
-        zeros = jax.tree.map(lambda shape: jnp.zeros(shape, jnp.float32), image_shape,
-                             is_leaf=_is_shape)
-        params = init(key, zeros)["params"]
-    tx = optim.make_optimizer(config.optim, config.train.steps)
-    return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
-
-
-def initial_params(init: ml_collections.ConfigDict, model: Any, key: jax.Array,
-                   image_shape: Shape | Mapping[str, Shape]) -> Any | None:
-    """Params from ``config.init``'s source, or None to draw them at random.
-
-    ``checkpoint``: an earlier stage's workdir (FCN-16s from FCN-32s; new score layers zero;
-    ``python -m fcnjax.zoo convert`` makes one of a published caffemodel);
-    ``torchvision_vgg16`` / ``pytorch_fcn``: PyTorch weight files (:mod:`fcnjax.surgery`);
-    ``caffe_vgg16``: the reference's ImageNet VGG_ILSVRC_16_layers.caffemodel
-    (:mod:`fcnjax.weights.caffe`, fc6 / fc7 as convolutions).
-    """
-    sources = {k: v for k, v in init.items() if v}
-    if len(sources) > 1:
-        raise errors.ConfigError(f"config.init names {sorted(sources)}: set at most one")
-    if not sources:
-        return None
-    (source, path), = sources.items()
-    image = jax.tree.map(lambda shape: jax.ShapeDtypeStruct(shape, jnp.float32), image_shape,
-                         is_leaf=_is_shape)
-    if source == "pytorch_fcn":
-        params = surgery.from_pytorch_fcn(path, model)
-    else:
-        if source == "checkpoint":
-            old = checkpoint.restore_params(path)
-        elif source == "caffe_vgg16":
-            from fcnjax.weights import caffe  # protobuf: only for Caffe files
-
-            old = {"trunk": caffe.from_caffe_vgg16(path)}
-        else:
-            old = {"trunk": surgery.from_torchvision_vgg16(path)}
-        params, report = surgery.stage_init(model, old, key, image)
-        if parallel.is_main_process():
-            tqdm.write(f"init from {source} {path}: {len(report.copied)} arrays copied, "
-                       f"new: {', '.join(report.new) or 'none'}")
-    return jax.tree_util.tree_map(jnp.asarray, params)
 
 
 def train_step(state: train_state.TrainState, batch: Batch, key: jax.Array, *,
@@ -153,86 +78,6 @@ def train_step(state: train_state.TrainState, batch: Batch, key: jax.Array, *,
     return state.apply_gradients(grads=grads), measurements
 
 
-def eval_step(state: train_state.TrainState, batch: Batch, *,
-              ignore_label: int = losses.IGNORE_LABEL, extra_inputs: tuple[str, ...] = ()
-              ) -> tuple[dict[str, jax.Array], jax.Array]:
-    """Measurements of one eval batch (loss_sum, pixels, confusion; other heads' too) and
-    its int32 predictions (the main head's)."""
-    logits = state.apply_fn({"params": state.params}, model_inputs(batch, extra_inputs),
-                            train=False)
-    _, measurements = score_batch(logits, batch, reduction="sum", ignore_label=ignore_label)
-    del measurements["loss"]
-    return measurements, jnp.argmax(main_logits(logits, batch), -1).astype(jnp.int32)
-
-
-def summarize(totals: Mapping[str, np.ndarray], per_class: bool = False) -> dict[str, Any]:
-    """Host summary of summed measurements: loss (mean per labelled pixel), the paper's four
-    metrics and mean Dice; with ``per_class``, ``class_iu`` and ``class_dice`` lists too.
-    Another head ``h``'s (``h_confusion`` ...) are the same names prefixed ``h_``."""
-    pixels = float(totals["pixels"])
-    summary = {"loss": float(totals["loss_sum"]) / pixels if pixels else float("nan"),
-               **metrics.scores(totals["confusion"])}
-    if per_class:
-        by_class = metrics.class_scores(totals["confusion"])
-        summary.update(class_iu=by_class["iu"], class_dice=by_class["dice"])
-    for prefix in (k[:-len("confusion")] for k in totals if k.endswith("_confusion")):
-        head = {k: totals[prefix + k] for k in ("loss_sum", "pixels", "confusion")}
-        summary.update({prefix + k: v for k, v in summarize(head, per_class).items()})
-    return summary
-
-
-def evaluate(eval_fn: Any, state: train_state.TrainState, batches: Iterable[Batch],
-             num_draw: int = 0) -> tuple[dict[str, Any], dict[str, list[np.ndarray]]]:
-    """Sum ``eval_fn`` over a whole split; return its summary (with per-class lists and
-    the ``confusion`` matrix, rows truth, as nested lists) and the first ``num_draw``
-    examples: lists of image, label and prediction, each cropped to its prediction and
-    kept at its own size (a split's images may differ in size).
-
-    ``eval_fn(state, host_batch)`` may return predictions for more rows than the batch has
-    (:func:`make_eval_fn` pads it); its first rows are the batch's.
-    """
-    totals, drawn = None, {"image": [], "label": [], "prediction": []}
-    for batch in batches:
-        measured, predictions = eval_fn(state, batch)
-        totals = measured if totals is None else jax.tree.map(jnp.add, totals, measured)
-        take = min(num_draw - len(drawn["label"]), len(batch["label"]))
-        if take > 0:
-            size = predictions.shape[1:3]
-            image = batch["image"][..., :3]  # colour only: not a depth channel
-            drawn["image"].extend(center_crop(image, size)[:take])
-            drawn["label"].extend(center_crop(batch["label"], size)[:take])
-            drawn["prediction"].extend(np.asarray(predictions)[:take])
-    if totals is None:
-        raise ValueError("the evaluation split is empty")
-    totals = jax.device_get(totals)
-    summary = summarize(totals, per_class=True)
-    summary["confusion"] = np.asarray(totals["confusion"]).astype(np.int64).tolist()
-    return summary, {k: v for k, v in drawn.items() if v}
-
-
-def state_sharding(config: ml_collections.ConfigDict, state: Any, mesh: Mesh) -> Any:
-    """Where each array of ``state`` lives on ``mesh``: replicated, or split as
-    ``config.mesh.shard_params`` / ``min_shard_size`` say (:func:`parallel.state_sharding`)."""
-    return parallel.state_sharding(state, mesh, shard_params=config.mesh.shard_params,
-                                   min_shard_size=config.mesh.min_shard_size)
-
-
-def make_eval_fn(config: ml_collections.ConfigDict, mesh: Mesh, sharding: Any) -> Any:
-    """``eval_fn(state, host_batch) -> (measurements, predictions)``: ``eval_step`` compiled
-    for ``mesh``. The host batch (the same whole batch on every process) is padded with void
-    examples to a multiple of the devices, which add nothing to the sums; predictions come
-    back replicated, padding rows last."""
-    sharded = parallel.jit_eval_step(
-        functools.partial(eval_step, ignore_label=config.loss.ignore_label,
-                          extra_inputs=tuple(config.input.extra_inputs)), mesh, sharding)
-
-    def eval_fn(state: train_state.TrainState, batch: Batch):
-        padded = parallel.pad_batch(batch, mesh.shape[parallel.DATA], config.loss.ignore_label)
-        return sharded(state, parallel.global_batch(padded, mesh, per_process=False))
-
-    return eval_fn
-
-
 def log_train(reporter: reporting.Reporter | None, step: int,
               totals: Mapping[str, jax.Array], steps: int, seconds: float,
               batch_size: int) -> dict[str, Any]:
@@ -250,9 +95,10 @@ def log_train(reporter: reporting.Reporter | None, step: int,
 
 def log_eval(config: ml_collections.ConfigDict, reporter: reporting.Reporter | None,
              step: int, eval_fn: Any, state: train_state.TrainState,
-             batches: Iterable[Batch]) -> dict[str, Any]:
+             batches: Iterable[Batch], names: list[str] | None = None) -> dict[str, Any]:
     """Evaluate the eval split; print and write the scores and draw a few predictions
-    (unless ``reporter`` is None: every process evaluates, process 0 reports)."""
+    (unless ``reporter`` is None: every process evaluates, process 0 reports). names: the
+    classes' names by id (default: ``config.eval.classes``' class set)."""
     summary, drawn = evaluate(eval_fn, state, batches, config.eval.num_draw)
     if reporter is None:
         return summary
@@ -263,7 +109,7 @@ def log_eval(config: ml_collections.ConfigDict, reporter: reporting.Reporter | N
     if drawn:
         grid = reporting.write_predictions(reporter.workdir, step, drawn,
                                            config.model.num_classes, config.input.bgr,
-                                           config.eval.classes)
+                                           names or config.eval.classes)
         reporter.image("predictions", grid, step)
     reporter.learning_curve()
     return summary
@@ -293,15 +139,15 @@ def train_loop(config: ml_collections.ConfigDict, state: train_state.TrainState,
     state lives on ``mesh`` as ``sharding`` says; each step's global batch is made of every
     process's share. reporter: None except on process 0, which alone writes and prints.
 
-    SIGINT or SIGTERM (:mod:`fcnjax.interrupts`) while the first step compiles ends the
+    SIGINT or SIGTERM (:mod:`fcnjax.run.interrupts`) while the first step compiles ends the
     process at once (nothing trained, nothing to save); after it, the loop finishes the step
     (and an evaluation under way; one not yet begun is skipped), checks its loss, saves a
     checkpoint of it and raises interrupts.Interrupted. At the last step it just finishes.
     stop: an interrupts.StopRequests the caller entered to cover its start-up too (its
     compilations), or None for one of the loop's own.
     """
-    from fcnjax import interrupts
     from fcnjax.data import pipeline  # grain: needed to train, not to import train_step
+    from fcnjax.run import interrupts
 
     cfg, start = config.train, int(state.step)
     manager, best = managers
@@ -309,6 +155,7 @@ def train_loop(config: ml_collections.ConfigDict, state: train_state.TrainState,
         functools.partial(train_step, extra_inputs=tuple(config.input.extra_inputs),
                           **loss_options(config)), mesh, sharding)
     eval_fn = make_eval_fn(config, mesh, sharding)
+    names = pipeline.class_names(config)  # a prepared dataset's own names
     add = jax.jit(lambda a, b: jax.tree.map(jnp.add, a, b))
     eval_data = pipeline.eval_dataset(config.input, config.input.eval_split,
                                       config.eval.batch_size)
@@ -351,7 +198,7 @@ def train_loop(config: ml_collections.ConfigDict, state: train_state.TrainState,
                 totals, window, tick = None, 0, time.perf_counter()
             if evaluating and not stopping:
                 began = time.perf_counter()
-                summary = log_eval(config, reporter, step, eval_fn, state, eval_data)
+                summary = log_eval(config, reporter, step, eval_fn, state, eval_data, names)
                 save_best(best, step, state, summary)
                 tick += time.perf_counter() - began  # images/s: train steps only
                 stopping = not last and stop.should_stop()  # a signal during the evaluation
@@ -379,37 +226,44 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     is made. The workdir holds one run at a time (``run.lock``, :class:`RunLock`) and its
     ``config.json``; a resume with another config is refused (``check_and_save_config``).
 
-    Data parallel over ``config.mesh`` (:mod:`fcnjax.parallel`); every process of a
+    Data parallel over ``config.mesh`` (:mod:`fcnjax.run.parallel`); every process of a
     multi-process run calls this, on a workdir all of them see. All of them step, evaluate
     and save checkpoints (orbax writes each from all together); process 0 alone writes
     metrics, TensorBoard events and images and prints.
 
     SIGINT and SIGTERM stop the run after the step under way, with a checkpoint of it
-    (interrupts.Interrupted; :mod:`fcnjax.interrupts`). ``exit_while_compiling`` (the command
+    (interrupts.Interrupted; :mod:`fcnjax.run.interrupts`). ``exit_while_compiling`` (the command
     line's choice): a signal before the first step has finished ends the process at once,
     as nothing was trained yet; otherwise (notebooks, tests) the stop comes after that step.
     """
     from fcnjax.data import checks  # grain and tfds: needed to train, not to import this
 
-    # a config or data that cannot work fails here, before any folder is made or compiled
+    # a config, data or weight file that cannot work fails here, before any folder is made
     check_config(config)
+    optim.check(config.optim, config.train.steps)
     loss_options(config)
+    sources.chosen_source(config.init)
+    parallel.check_batch(config.train.batch_size, parallel.mesh_from_config(config.mesh))
     line = checks.check_data(config)
     main_process = parallel.is_main_process()
     if line and main_process:
         tqdm.write(line)
+    params = None
+    if checkpoint.latest_step(workdir) is None:  # a fresh run: read config.init's weights now
+        params = sources.initial_params(config.init, models.build(config.model),
+                                        run_keys(config)[0], input_shape(config))
     prepare_workdir(workdir)
     with interrupts.StopRequests(exit_while_compiling=exit_while_compiling) as stop, RunLock(
             workdir, enabled=main_process, note=tqdm.write) as lock:  # one run per workdir
         stop.at_exit(lock.release)  # a signal while compiling may end the process at once
         if main_process:
             check_and_save_config(config, workdir)
-        return run_in_workdir(with_class_weights(config), workdir, stop)
+        return run_in_workdir(with_class_weights(config), workdir, stop, params)
 
 
 def check_and_save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
     """Refuse to resume ``workdir``'s run with a config that differs from the one it saved
-    in more than steps and cadences (:func:`fcnjax.workdir.check_resume`; the config's
+    in more than steps and cadences (:func:`fcnjax.run.workdir.check_resume`; the config's
     ``train.allow_config_change`` permits it), then save this one as its ``config.json``."""
     if checkpoint.latest_step(workdir) is not None:  # no checkpoint: it starts afresh
         changes = check_resume(workdir, config, config.train.allow_config_change)
@@ -418,19 +272,27 @@ def check_and_save_config(config: ml_collections.ConfigDict, workdir: str) -> No
     save_config(workdir, config)
 
 
-def run_in_workdir(config: ml_collections.ConfigDict, workdir: str,
-                   stop: interrupts.StopRequests | None = None) -> dict[str, Any]:
-    """``train_and_evaluate`` in a checked, locked workdir: build or restore the state,
-    then the train loop; started checkpoint saves reach the disk, on a crash too."""
-    mesh = parallel.mesh_from_config(config.mesh)
-    parallel.check_batch(config.train.batch_size, mesh)  # and so does a batch that won't split
+def run_keys(config: ml_collections.ConfigDict) -> tuple[jax.Array, jax.Array]:
+    """(init key, dropout key) of ``config.seed``."""
     init_key, dropout_key = jax.random.split(
         jax.random.key(config.seed, impl=config.prng_impl))
+    return init_key, dropout_key
+
+
+def run_in_workdir(config: ml_collections.ConfigDict, workdir: str,
+                   stop: interrupts.StopRequests | None = None, params: Any = None
+                   ) -> dict[str, Any]:
+    """``train_and_evaluate`` in a checked, locked workdir: build or restore the state,
+    then the train loop; started checkpoint saves reach the disk, on a crash too.
+    params: ``config.init``'s weights, read before the workdir (None: none, or resuming)."""
+    mesh = parallel.mesh_from_config(config.mesh)
+    init_key, dropout_key = run_keys(config)
     model = models.build(config.model)
     # one example: the params' shapes and values do not depend on the batch size
     image_shape = input_shape(config)
     resuming = checkpoint.latest_step(workdir) is not None
-    state = create_train_state(config, model, init_key, image_shape, pretrained=not resuming)
+    state = create_train_state(config, model, init_key, image_shape,
+                               pretrained=not resuming and params is None, params=params)
     sharding = state_sharding(config, state, mesh)
     state = parallel.shard_state(state, sharding)
     manager = checkpoint.make_manager(workdir, max_to_keep=config.train.max_to_keep)
@@ -462,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
 
     A user's mistake (a missing config file, a misspelt ``--config.x.y``, a config or data
     that cannot work, an unwritable workdir, another model's checkpoint, a NaN loss) ends the
-    run with a one-line error and exit status 1 (:mod:`fcnjax.errors`; ``--debug`` shows the
+    run with a one-line error and exit status 1 (:mod:`fcnjax.run.errors`; ``--debug`` shows the
     traceback).
     """
     from absl import flags, logging

@@ -527,7 +527,7 @@ def comparable(record: dict[str, Any]) -> dict[str, Any]:
 def compare_history(reference: list[dict], soak: list[dict]) -> dict[str, Any]:
     """How the soak's metrics.jsonl differs from the reference's: keys (step, mode, split)
     lost, extra or duplicated, and the records whose values differ (with the fields)."""
-    from fcnjax.reporting import record_key
+    from fcnjax.run.reporting import record_key
 
     expected = {record_key(r): r for r in reference}
     counts = collections.Counter(record_key(r) for r in soak)
@@ -552,7 +552,7 @@ def last_eval(records: list[dict]) -> dict[str, Any] | None:
 
 def compare(paths: dict[str, pathlib.Path]) -> dict[str, Any]:
     """Final params, last eval and history of the soak against the reference."""
-    from fcnjax import checkpoint, reporting
+    from fcnjax.run import checkpoint, reporting
 
     try:
         identical, worst = params_difference(checkpoint.restore_params(str(paths["reference"])),

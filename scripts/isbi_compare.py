@@ -48,8 +48,8 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 import numpy as np
 from PIL import Image
 
-from fcnjax import isbi_metrics, losses, tiling, weight_map
-from fcnjax.data import elastic
+from fcnjax import inference, isbi_metrics, losses
+from fcnjax.data import classes, elastic, weight_map
 from fcnjax.data.ids import parse_ids
 from fcnjax.models.unet import unet_geometry
 
@@ -179,12 +179,12 @@ def centre(x: np.ndarray, size: int) -> np.ndarray:
 
 # --- fcnjax --------------------------------------------------------------------------------
 
-def jax_trainer(args: argparse.Namespace, plan: tiling.TilePlan):
+def jax_trainer(args: argparse.Namespace, plan: inference.TilePlan):
     import jax
     import jax.numpy as jnp
     import optax
 
-    from fcnjax import xla
+    from fcnjax.run import xla
     from fcnjax.models.unet import UNet
 
     model = UNet(num_classes=2, features=args.features, levels=args.levels, padding="valid",
@@ -228,7 +228,7 @@ def jax_trainer(args: argparse.Namespace, plan: tiling.TilePlan):
 
 # --- PyTorch -------------------------------------------------------------------------------
 
-def torch_trainer(args: argparse.Namespace, plan: tiling.TilePlan):
+def torch_trainer(args: argparse.Namespace, plan: inference.TilePlan):
     import torch
     import torch.nn.functional as F
 
@@ -309,12 +309,12 @@ def train(trainer, stream: Iterator[dict[str, np.ndarray]], seconds: float) -> d
             "loss_every_50": recent}
 
 
-def membrane_map(tile_fn: Callable, image: np.ndarray, plan: tiling.TilePlan,
+def membrane_map(tile_fn: Callable, image: np.ndarray, plan: inference.TilePlan,
                  tta: bool, batch: int) -> np.ndarray:
     """p(membrane), float32 (H, W): overlap-tile prediction, optionally 8-way averaged."""
     def predict(x):
-        return tiling.predict_tiled(tile_fn, x, plan, batch_size=batch)
-    probs = tiling.dihedral_average(predict, image) if tta else predict(image)
+        return inference.predict_tiled(tile_fn, x, plan, batch_size=batch)
+    probs = inference.dihedral_average(predict, image) if tta else predict(image)
     return probs[..., 0]
 
 
@@ -353,12 +353,12 @@ def machine() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     geometry = unet_geometry(args.levels, "valid")
-    plan = tiling.unet_plan(geometry, args.tile)
+    plan = inference.unet_plan(geometry, args.tile)
     train_images, train_labels = load_split(args.data_dir, parse_ids(args.train_ids))
     val_ids = parse_ids(args.val_ids)[:args.max_val or None]
     val_images, val_labels = load_split(args.data_dir, val_ids)
     test = load_test(args.data_dir, args.max_test)
-    class_weights = losses.median_frequency_weights(
+    class_weights = classes.median_frequency_weights(
         weight_map.class_counts(train_labels, 2))
     start = time.perf_counter()
     weights = np.stack([weight_map.border_weights(l, class_weights=class_weights, w0=args.w0,

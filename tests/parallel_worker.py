@@ -25,8 +25,10 @@ import jax
 import numpy as np
 
 from configs import sample
-from fcnjax import checkpoint, evaluate, models, parallel, train
+from fcnjax import evaluate, models, objective, train
 from fcnjax.data import pipeline
+from fcnjax.run import checkpoint, parallel
+from fcnjax.run.state import create_train_state
 
 GLOBAL_BATCH = 8
 SIZE = 32
@@ -39,8 +41,8 @@ def tiny_state():
     config.model.update(features=4, levels=1, padding="same")
     config.train.steps = 10
     model = models.build(config.model)
-    return train.create_train_state(config, model, jax.random.key(0, impl="rbg"),
-                                    (GLOBAL_BATCH, SIZE, SIZE, 1), pretrained=False)
+    return create_train_state(config, model, jax.random.key(0, impl="rbg"),
+                              (GLOBAL_BATCH, SIZE, SIZE, 1), pretrained=False)
 
 
 def step_key():
@@ -64,7 +66,7 @@ def flat(tree) -> dict[str, np.ndarray]:
 
 
 TRAIN_STEP = functools.partial(train.train_step, reduction="mean", ignore_label=IGNORE)
-EVAL_STEP = functools.partial(train.eval_step, ignore_label=IGNORE)
+EVAL_STEP = functools.partial(objective.eval_step, ignore_label=IGNORE)
 
 
 def run_equivalence(out: str) -> None:

@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def cpu_env():
-    """Environment for the benchmark subprocesses: CPU only (fcnjax.xla picks the fast
+    """Environment for the benchmark subprocesses: CPU only (fcnjax.run.xla picks the fast
     convolutions itself)."""
     return dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
 

@@ -99,7 +99,7 @@ def test_the_documented_isbi_path_trains_on_both_classes(tmp_path):
     label_values (0, 255), the files' encoding, must not turn the stored cells into void."""
     manual = write_isbi_layout(tmp_path / "membrane")
     tfds_dir = tmp_path / "tfds"
-    ok(cli("fcnjax.data.prepare", "isbi2012", "--manual_dir", manual, "--data_dir", tfds_dir))
+    ok(cli("fcnjax.data.prepare", "isbi2012", "--manual_dir", manual, "--tfds_data_dir", tfds_dir))
     work = tmp_path / "work"
     run = ok(cli("fcnjax.train", "--config", "configs/unet_isbi.py", "--workdir", work,
                  "--config.input.source=tfds", "--config.input.tfds_name=isbi2012",
@@ -126,7 +126,7 @@ def test_the_documented_isbi_path_trains_on_both_classes(tmp_path):
 def test_a_config_that_contradicts_the_prepared_dataset_is_one_line(tmp_path, override, words):
     manual = write_isbi_layout(tmp_path / "membrane", count=2)
     tfds_dir = tmp_path / "tfds"
-    ok(cli("fcnjax.data.prepare", "isbi2012", "--manual_dir", manual, "--data_dir", tfds_dir))
+    ok(cli("fcnjax.data.prepare", "isbi2012", "--manual_dir", manual, "--tfds_data_dir", tfds_dir))
     run = cli("fcnjax.train", "--config", "configs/unet_isbi.py", "--workdir",
               tmp_path / "work", "--config.input.source=tfds",
               "--config.input.tfds_name=isbi2012", f"--config.input.tfds_data_dir={tfds_dir}",

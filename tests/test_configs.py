@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import pytest
 
 from configs import default
-from fcnjax import models, visualize
-from fcnjax.train import CHANNELS
+from fcnjax import models
+from fcnjax.data.classes import CLASS_SETS
+from fcnjax.run.state import CHANNELS
 
 CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).parent.parent / "configs").glob("*.py")
                  if p.stem != "__init__")
@@ -76,7 +77,7 @@ def test_config_builds_its_model_and_outputs_class_scores(name):
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_names_a_known_class_set_and_consistent_loss(name):
     config = load(name)
-    assert config.eval.classes in visualize.CLASS_SETS
+    assert config.eval.classes in CLASS_SETS
     if config.loss.class_weights:
         assert len(config.loss.class_weights) == config.model.num_classes
 
@@ -86,4 +87,4 @@ def test_camvid_median_frequency_weights_fit_its_classes():
     config = camvid_fcn8s.get_config()
     config.loss.class_weights = camvid_fcn8s.MEDIAN_FREQUENCY
     assert len(config.loss.class_weights) == config.model.num_classes == 11
-    assert len(visualize.CLASS_SETS["camvid"]) == 11
+    assert len(CLASS_SETS["camvid"]) == 11

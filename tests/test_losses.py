@@ -130,13 +130,6 @@ def test_class_and_pixel_weights_multiply():
     np.testing.assert_allclose(np.asarray(both), expected, rtol=1e-5)
 
 
-def test_median_frequency_weights_by_hand():
-    # frequencies 0.6, 0.3, 0.1 -> median 0.3 -> weights 0.5, 1, 3; an absent class weighs 0
-    np.testing.assert_allclose(losses.median_frequency_weights([60, 30, 10, 0]),
-                               [0.5, 1.0, 3.0, 0.0], rtol=1e-6)
-    with pytest.raises(ValueError, match="non-negative"):
-        losses.median_frequency_weights([0, 0])
-
 
 def test_loss_sampling_keeps_about_keep_prob_and_means_over_the_kept_pixels():
     rng = np.random.default_rng(4)

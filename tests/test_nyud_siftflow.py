@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from fcnjax import models, train
-from fcnjax.models.trunk import ConvLayer
-from fcnjax.models.vgg import vgg16
+from fcnjax import models, objective, train
 from fcnjax.data import builders  # noqa: F401  (registers the builders)
 from fcnjax.data import pipeline
+from fcnjax.models.trunk import ConvLayer
+from fcnjax.models.vgg import vgg16
 from tests.data import fakes
 
 DATASETS = {"nyud_v2/rgbd": fakes.write_nyud, "nyud_v2/rgbd_hha": fakes.write_nyud,
@@ -118,29 +118,29 @@ def test_the_multi_task_loss_is_the_sum_of_the_heads_losses():
     geo_label = rng.integers(0, 3, (2, 4, 5)).astype(np.int32)
     label[0, 0], geo_label[1, :2] = 255, 255
     options = dict(reduction="sum", ignore_label=255)
-    loss, measured = train.score_batch({"sem": sem, "geo": geo},
-                                       {"label": label, "geo_label": geo_label}, **options)
-    sem_loss, sem_measured = train.score_batch(sem, {"label": label}, **options)
-    geo_loss, geo_measured = train.score_batch(geo, {"label": geo_label}, **options)
+    loss, measured = objective.score_batch({"sem": sem, "geo": geo},
+                                           {"label": label, "geo_label": geo_label}, **options)
+    sem_loss, sem_measured = objective.score_batch(sem, {"label": label}, **options)
+    geo_loss, geo_measured = objective.score_batch(geo, {"label": geo_label}, **options)
     np.testing.assert_allclose(loss, sem_loss + geo_loss, rtol=1e-6)
     np.testing.assert_allclose(measured["loss"], loss)
     np.testing.assert_array_equal(measured["confusion"], sem_measured["confusion"])
     np.testing.assert_array_equal(measured["geo_confusion"], geo_measured["confusion"])
     assert float(measured["geo_pixels"]) == 40 - 10
     with pytest.raises(ValueError, match="need labels"):
-        train.score_batch({"sem": sem, "geo": geo}, {"label": label}, **options)
+        objective.score_batch({"sem": sem, "geo": geo}, {"label": label}, **options)
 
 
 def test_median_frequency_class_weights_come_from_the_training_labels(data_dir):
     config = tiny_config("siftflow_fcn16s", data_dir)
     config.loss.class_weights = "median_frequency"
     # training labels (fakes.write_sift_flow): class 0 and 32 in 24 pixels, 1 and 2 in 12
-    weighted = train.with_class_weights(config)
+    weighted = objective.with_class_weights(config)
     expected = np.zeros(33)
     expected[[0, 32]], expected[[1, 2]] = 0.75, 1.5
     np.testing.assert_allclose(weighted.loss.class_weights, expected, rtol=1e-6)
     assert config.loss.class_weights == "median_frequency"  # the config itself unchanged
-    assert train.with_class_weights(weighted) is weighted  # a tuple stays as it is
+    assert objective.with_class_weights(weighted) is weighted  # a tuple stays as it is
     config.loss.class_weights = "median"
     with pytest.raises(ValueError, match="unknown config.loss.class_weights"):
-        train.with_class_weights(config)
+        objective.with_class_weights(config)

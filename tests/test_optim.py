@@ -1,4 +1,7 @@
-"""The reference's learning policy: biases 2x lr without decay, upscore kernels fixed."""
+"""The reference's learning policy: biases 2x lr without decay; upscore kernels learn when
+they exist (learnable upsampling), and only one switch decides that."""
+
+import re
 
 import flax.linen as nn
 import jax
@@ -11,6 +14,7 @@ import pytest
 from configs import default
 from fcnjax import optim
 from fcnjax.models import layers
+from fcnjax.run.errors import ConfigError
 
 
 class TinyFCN(nn.Module):
@@ -43,8 +47,8 @@ def test_param_groups_follow_names():
     _, params = init()
     labels = optim.param_labels(params)
     assert labels == {"score_fr": {"kernel": "weight", "bias": "bias"},
-                      "upscore2": {"kernel": "frozen"}}
-    assert optim.param_labels(params, train_upscore=True)["upscore2"]["kernel"] == "weight"
+                      "upscore2": {"kernel": "weight"}}  # learnable upsampling: it learns
+    assert optim.param_labels(params, "score")["upscore2"]["kernel"] == "frozen"
 
 
 def test_bias_gets_twice_the_learning_rate_and_no_weight_decay():
@@ -64,7 +68,7 @@ def test_bias_gets_twice_the_learning_rate_and_no_weight_decay():
 
 def test_frozen_upscore_kernel_is_unchanged_by_training():
     model, params = init()
-    tx = optim.make_optimizer(optim_config(momentum=0.9), steps=10)
+    tx = optim.make_optimizer(optim_config(momentum=0.9, trainable="score"), steps=10)
     state = tx.init(params)
 
     def loss(p):
@@ -78,11 +82,32 @@ def test_frozen_upscore_kernel_is_unchanged_by_training():
     assert not np.allclose(new["score_fr"]["kernel"], params["score_fr"]["kernel"])
 
 
-def test_train_upscore_lets_the_kernel_learn():
+def test_learnable_upsampling_learns_with_its_one_switch(capsys):
+    """model.learnable_upsampling alone: no second switch (optim.train_upscore, deprecated)."""
     _, params = init()
-    tx = optim.make_optimizer(optim_config(train_upscore=True), steps=10)
+    tx = optim.make_optimizer(optim_config(), steps=10)
     updates, _ = tx.update(ones_like(params), tx.init(params), params)
     assert np.abs(np.asarray(updates["upscore2"]["kernel"])).min() > 0
+    optim.check(optim_config(), steps=10)
+    assert capsys.readouterr().err == ""
+    optim.check(optim_config(train_upscore=True), steps=10)
+    assert capsys.readouterr().err == (
+        "fcnjax: config.optim.train_upscore is deprecated and will be removed in the next "
+        "release; config.model.learnable_upsampling alone decides: learnable upscore kernels "
+        "learn, fixed ones have no parameters\n")
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("learning_rate", -1.0, "learning_rate = -1.0: it must be a positive number"),
+    ("learning_rate", 0.0, "learning_rate = 0.0"),
+    ("momentum", 1.5, "momentum = 1.5"),
+    ("weight_decay", -1e-4, "weight_decay = -0.0001"),
+    ("schedule", "linear", "unknown learning-rate schedule 'linear'"),
+    ("accumulate", 0, "accumulate must be >= 1"),
+])
+def test_optimizer_mistakes_are_config_errors(field, value, says):
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        optim.check(optim_config(**{field: value}), steps=10)
 
 
 def test_accumulate_averages_k_gradients_into_one_update():

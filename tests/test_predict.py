@@ -8,7 +8,10 @@ import pytest
 from PIL import Image
 
 from configs import sample
-from fcnjax import models, predict, tiling, train, visualize
+from fcnjax import inference, models, predict
+from fcnjax.data.classes import class_colors
+from fcnjax.run import visualize
+from fcnjax.run.state import create_train_state
 
 
 def tiny_config(**model):
@@ -40,7 +43,7 @@ def test_image_paths_take_files_and_folders_in_name_order(tmp_path):
 
 def test_palette_png_keeps_class_ids_and_shows_the_dataset_colours(tmp_path):
     prediction = np.array([[0, 1], [2, 1]])
-    colors = visualize.class_colors("camvid", 11)
+    colors = class_colors("camvid", 11)
     predict.palette_png(prediction, colors).save(tmp_path / "m.png")
     with Image.open(tmp_path / "m.png") as mask:
         np.testing.assert_array_equal(np.asarray(mask), prediction)
@@ -68,7 +71,7 @@ def test_predict_files_writes_a_mask_and_overlay_per_image_at_its_own_size(tmp_p
         # the blend at the image's size, then a legend strip below (padded to its width)
         assert over.size[0] == visualize.MIN_LEGEND_WIDTH and over.size[1] > 37
         display = np.repeat(pixels[..., None], 3, axis=-1)
-        colors = visualize.class_colors(config.eval.classes, 2)
+        colors = class_colors(config.eval.classes, 2)
         blend = visualize.overlay(display, visualize.colorize(np.asarray(mask), 2, colors))
         np.testing.assert_array_equal(np.asarray(over)[:37, :45], blend)
 
@@ -80,17 +83,17 @@ def test_the_model_forward_scores_every_pixel_of_an_odd_sized_image(padding):
     if padding == "valid":
         config.input.crop_size = (44, 44)  # 44 -> 28 outputs: tiles of 28 with 8 of context
     model = models.build(config.model)
-    state = train.create_train_state(config, model, jax.random.key(0, impl="rbg"),
-                                     (1, *config.input.crop_size, 1))
-    forward = predict.make_forward(config, state)
+    state = create_train_state(config, model, jax.random.key(0, impl="rbg"),
+                               (1, *config.input.crop_size, 1))
+    forward = inference.make_forward(config, state)
     scores = forward(np.random.default_rng(0).normal(size=(37, 45, 1)).astype(np.float32))
     assert scores.shape == (37, 45, 2) and np.all(np.isfinite(scores))
 
 
 def valid_unet_state(config):
     model = models.build(config.model)
-    return train.create_train_state(config, model, jax.random.key(0, impl="rbg"),
-                                    (1, *config.input.crop_size, 1))
+    return create_train_state(config, model, jax.random.key(0, impl="rbg"),
+                              (1, *config.input.crop_size, 1))
 
 
 def test_tiles_go_through_the_model_in_eval_batches():
@@ -104,12 +107,12 @@ def test_tiles_go_through_the_model_in_eval_batches():
         shapes.append(x.shape)  # traced once per batch shape
         return state.apply_fn(variables, x, **kwargs)
 
-    forward = predict.make_forward(config, state.replace(apply_fn=apply_fn))
+    forward = inference.make_forward(config, state.replace(apply_fn=apply_fn))
     image = np.random.default_rng(0).normal(size=(60, 60, 1)).astype(np.float32)
     scores = forward(image)
     assert shapes == [(4, 44, 44, 1)] and scores.shape == (60, 60, 2)
     config.eval.batch_size = 1
-    np.testing.assert_allclose(predict.make_forward(config, state)(image), scores,
+    np.testing.assert_allclose(inference.make_forward(config, state)(image), scores,
                                rtol=1e-4, atol=1e-4)
 
 
@@ -118,15 +121,15 @@ def test_tta_averages_the_probabilities_of_the_eight_rotations_and_mirrors():
     config.input.crop_size = (44, 44)
     state = valid_unet_state(config)
     image = np.random.default_rng(1).normal(size=(37, 45, 1)).astype(np.float32)
-    plain = predict.make_forward(config, state)
-    averaged = predict.make_forward(config, state, tta=True)(image)
+    plain = inference.make_forward(config, state)
+    averaged = inference.make_forward(config, state, tta=True)(image)
     assert averaged.shape == (37, 45, 2)
     np.testing.assert_allclose(averaged.sum(-1), 1.0, rtol=1e-5)
-    expected = np.mean([tiling.untransform(predict.softmax(plain(np.ascontiguousarray(
-        tiling.transform(image, k, flip)))), k, flip) for k, flip in tiling.DIHEDRAL], axis=0)
+    expected = np.mean([inference.untransform(inference.softmax(plain(np.ascontiguousarray(
+        inference.transform(image, k, flip)))), k, flip) for k, flip in inference.DIHEDRAL], axis=0)
     np.testing.assert_allclose(averaged, expected, rtol=1e-5, atol=1e-6)
     # a symmetric image's averaged map is as symmetric (a single pass need not be)
     square = np.random.default_rng(2).normal(size=(40, 40, 1)).astype(np.float32)
     square = square + square[:, ::-1]
-    out = predict.make_forward(config, state, tta=True)(square)
+    out = inference.make_forward(config, state, tta=True)(square)
     np.testing.assert_allclose(out, out[:, ::-1], rtol=1e-5, atol=1e-6)

@@ -14,17 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fcnjax import visualize
 from fcnjax.data import pipeline, survey
-from fcnjax.errors import ConfigError
-
-
-def class_names(config: Any, source: Any) -> list[str]:
-    """Class names by id: the prepared dataset's own, else ``config.eval.classes``'."""
-    labels = pipeline.dataset_labels(source)
-    if labels is not None:
-        return list(labels.classes)
-    return visualize.class_names(config.eval.classes, config.model.num_classes)
+from fcnjax.run.errors import ConfigError
 
 
 def check_canvas(config: Any, result: survey.Survey) -> None:
@@ -55,7 +46,7 @@ def check_data(config: Any, max_examples: int = 64, max_seconds: float = 10.0) -
     if not cfg.get("check_data", True):
         return None
     source, values = sources[cfg.train_split, "train_ids"]
-    names = class_names(config, source)
+    names = pipeline.class_names(config, source)
     result = survey.survey(source, num_classes, values, max_examples=max_examples,
                            max_seconds=max_seconds, split=cfg.train_split)
     line = survey.fractions_line(result, names)

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from jax.scipy import ndimage
 
 from fcnjax.data import elastic
-from fcnjax.losses import IGNORE_LABEL
+from fcnjax.data.classes import VOID
 
 KEYS = ("warp_grid", "warp_angle", "warp_shift", "warp_mirror", "warp_grey")
 """The batch entries :func:`fcnjax.data.elastic.draw` fills, one row per example."""
@@ -84,7 +84,7 @@ def warp_example(example: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
     out["label"] = nearest(example["label"], at)
     if "weight" in example:
         weight = jnp.maximum(bilinear(example["weight"], at), 0.0)
-        out["weight"] = jnp.where(out["label"] == IGNORE_LABEL, 0.0, weight)
+        out["weight"] = jnp.where(out["label"] == VOID, 0.0, weight)
     return out
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from fcnjax.errors import ConfigError
+from fcnjax.run.errors import ConfigError
 
 ID_LIST = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
 

@@ -33,7 +33,7 @@ import re
 import numpy as np
 from PIL import Image
 
-from fcnjax.errors import ConfigError, DataError
+from fcnjax.run.errors import ConfigError, DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 MASK_EXTENSIONS = (".png", ".tif", ".tiff")

@@ -1,7 +1,7 @@
 """What a dataset's labels hold, read before training on it.
 
-    python -m fcnjax.data.inspect fcnjax/data/sample/isbi2012 --label_values 0,255
-    python -m fcnjax.data.inspect camvid --data_dir ~/tensorflow_datasets
+    python -m fcnjax.data.inspect fcnjax/data/sample/isbi2012 --label_values '(0,255)'
+    python -m fcnjax.data.inspect camvid --tfds_data_dir ~/tensorflow_datasets
 
 The argument is a raw image folder (``<root>/<split>/image``, ``<root>/<split>/label``:
 every split is read) or the name of a prepared tfds dataset. For each split it prints the
@@ -10,12 +10,12 @@ median-frequency weights they imply, void's share, the stored label values and t
 map to no class, and what would make the split unfit to train on
 (:mod:`fcnjax.data.survey`). Large splits are sampled (``--max_examples``) and say so.
 
-A raw folder's labels hold stored values: ``--label_values 0,255`` maps stored value
+A raw folder's labels hold stored values: ``--label_values '(0,255)'`` maps stored value
 ``label_values[i]`` to class i, as ``config.input.label_values`` does; without it the stored
 values found are read as the classes, and the line to set is printed. A prepared dataset's
 labels are class ids already; its class names come with it.
 
-It also writes a contact sheet (``--out``, default ``./inspect_<name>.png``): a few images of
+It also writes a contact sheet (``--output``, default ``./inspect_<name>.png``): a few images of
 the first split, each beside its label in the dataset's colours, and a legend.
 """
 
@@ -30,8 +30,9 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fcnjax import errors, visualize
-from fcnjax.data import image_folder, survey, transforms
+from fcnjax.data import classes, image_folder, survey, transforms
+from fcnjax.data.classes import class_colors, class_names
+from fcnjax.run import errors, visualize
 
 PROG = "fcnjax.data.inspect"
 GAP = 6            # pixels around and between the sheet's panels
@@ -60,47 +61,61 @@ class Dataset:
     classes: tuple[str, ...] | None
 
 
+RENAMED = {"--data_dir": "--tfds_data_dir", "--out": "--output"}
+"""Old flag spellings, accepted with a deprecation line for one release."""
+
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("dataset", help="a raw image folder, or a prepared tfds dataset name")
     parser.add_argument("--label_values", default=None, help="stored label value of each "
-                        "class, e.g. 0,255 (config.input.label_values; default: the "
-                        "values found)")
+                        "class, written as config.input.label_values is, e.g. '(0,255)' "
+                        "(default: the values found)")
     parser.add_argument("--image_dir", default=None, help="raw folder: the image folder's "
                         "name (default: image_folder's own choice)")
     parser.add_argument("--label_dir", default=None, help="raw folder: the label folder's "
                         "name (default: image_folder's own choice)")
     parser.add_argument("--image_mode", default="RGB", help="raw folder: RGB or L")
-    parser.add_argument("--data_dir", default=None, help="tfds: where datasets are prepared")
+    parser.add_argument("--tfds_data_dir", default=None, help="tfds: where datasets are "
+                        "prepared (config.input.tfds_data_dir)")
     parser.add_argument("--image_key", default="image", help="tfds: the image feature")
     parser.add_argument("--label_key", default="label", help="tfds: the label feature")
-    parser.add_argument("--classes", default=None, help="class set of visualize.CLASS_SETS "
-                        "naming and colouring the classes (default: the dataset's name)")
+    parser.add_argument("--classes", default=None, help="class set of "
+                        "fcnjax.data.classes.CLASS_SETS naming and colouring the classes "
+                        "(default: the dataset's name)")
     parser.add_argument("--max_examples", type=int, default=300,
                         help="examples sampled per split (more are read to find a class "
                         "the sample lacks)")
     parser.add_argument("--max_seconds", type=float, default=30.0,
                         help="time budget of each split's survey")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
-    parser.add_argument("--out", default=None, help="contact sheet PNG "
+    parser.add_argument("--output", default=None, help="contact sheet PNG "
                         "(default ./inspect_<name>.png)")
     parser.add_argument("--sheet_rows", type=int, default=4, help="images on the sheet")
     parser.add_argument("--tile", type=int, default=160, help="panel height on the sheet")
-    args = parser.parse_args(list(argv))
+    argv = errors.renamed_flags(list(argv), RENAMED, PROG)
+    args = parser.parse_args(argv)
     if min(args.max_examples, args.sheet_rows, args.tile) < 1 or args.max_seconds <= 0:
         parser.error("--max_examples, --sheet_rows and --tile must be >= 1, --max_seconds > 0")
     return args
 
 
 def parse_label_values(text: str | None) -> tuple[int, ...] | None:
-    """"0,255" -> (0, 255); "" -> () (class ids already); None -> None (not given)."""
+    """"(0,255)" -> (0, 255), as ``--config.input.label_values`` is written; "()" or "" ->
+    () (class ids already); None -> None (not given). The old bare "0,255" is read with a
+    deprecation line."""
     if text is None:
         return None
-    parts = [p.strip() for p in text.split(",") if p.strip()]
+    stripped = text.strip()
+    if stripped and not stripped.startswith("("):
+        print(f"{PROG}: --label_values {text} is deprecated and will be removed in the next "
+              f"release; write --label_values '({stripped})', as "
+              "--config.input.label_values is written", file=sys.stderr)
+        stripped = f"({stripped})"
+    parts = [p.strip() for p in stripped.strip("()").split(",") if p.strip()]
     if not all(p.isdigit() for p in parts):
         raise errors.ConfigError(f"bad --label_values {text!r}: write the stored value of "
-                                 "each class, comma-separated, e.g. --label_values 0,255")
+                                 "each class as a tuple, e.g. --label_values '(0,255)'")
     values = tuple(int(p) for p in parts)
     transforms.label_table(values)  # distinct, 0..255
     return values
@@ -126,13 +141,13 @@ def open_tfds(name: str, args: argparse.Namespace) -> Dataset:
     from fcnjax.data.pipeline import TfdsSource
 
     try:
-        builder = tfds.builder(name, data_dir=args.data_dir or None)
+        builder = tfds.builder(name, data_dir=args.tfds_data_dir or None)
     except ValueError as error:  # unknown name or config (tfds.core.DatasetNotFoundError)
         raise FileNotFoundError(f"no dataset folder {name} and no tfds dataset {name!r} "
                                 f"({str(error).splitlines()[0]})") from None
     # Unprepared, a builder has no splits: TfdsSource.prepared then says how to prepare it.
     splits = list(builder.info.splits) if builder.is_prepared() else ["train"]
-    sources = {s: TfdsSource.prepared(name, s, args.data_dir, image_key=args.image_key,
+    sources = {s: TfdsSource.prepared(name, s, args.tfds_data_dir, image_key=args.image_key,
                                       label_key=args.label_key) for s in splits}
     metadata = builder.info.metadata or {}
     classes = tuple(metadata["classes"]) if "classes" in metadata else None
@@ -171,7 +186,7 @@ def survey_all(dataset: Dataset, args: argparse.Namespace
         mapping = survey.suggest_label_values(found)
         count = len(mapping)
         results = {s: survey.remap(r, mapping, count) for s, r in results.items()}
-    names = dataset.classes or tuple(visualize.class_names(args.classes or dataset.name,
+    names = dataset.classes or tuple(class_names(args.classes or dataset.name,
                                                            count))
     return results, tuple(mapping), names, inferred
 
@@ -200,7 +215,7 @@ def weights_text(result: survey.Survey, names: Sequence[str]) -> str:
     there are none."""
     if not result.class_pixels.sum():
         return "none (no labelled pixels)"
-    weights = survey.median_frequency(result)
+    weights = classes.median_frequency_weights(result.class_pixels)
     text = ", ".join(f"{n} {w:.2f}" for n, w in zip(names, weights) if w)
     absent = int(np.sum(weights == 0))
     return text + (f"; the {absent} absent class(es) 0" if absent else "")
@@ -237,7 +252,7 @@ def mapping_lines(results: dict[str, survey.Survey], mapping: tuple[int, ...],
     found = sorted(set().union(*(r.stored for r in results.values())))
     return [f"no --label_values: the labels store values {found}, read as classes "
             f"{classes}; to train on them set --config.input.label_values="
-            f"'{mapping}' (here --label_values {','.join(map(str, mapping))})"]
+            f"'{mapping}' (here --label_values '{mapping}')"]
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
@@ -324,9 +339,9 @@ def run(args: argparse.Namespace) -> int:
     for result in results.values():
         print("\n".join(split_lines(result, names, args.max_examples)))
     first, source = next(iter(dataset.sources.items()))
-    colors = visualize.class_colors(args.classes or dataset.name, len(names))
+    colors = class_colors(args.classes or dataset.name, len(names))
     rows = sheet_rows(first, source, mapping, args.sheet_rows, args.seed)
-    out = args.out or f"inspect_{dataset.name}.png"
+    out = args.output or f"inspect_{dataset.name}.png"
     Image.fromarray(contact_sheet(rows, names, colors, args.tile)).save(out)
     print(f"contact sheet: {out} ({len(rows)} {first} images beside their labels)")
     return 0
@@ -337,9 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``fcnjax.data.inspect: error: ...``, status 1 (``--debug``: its traceback)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = errors.debugging(argv)
-    args = parse(argv)
     with errors.one_line_errors(PROG, debug):
-        return run(args)
+        return run(parse(argv))
 
 
 if __name__ == "__main__":

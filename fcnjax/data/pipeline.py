@@ -32,7 +32,7 @@ a batch key of its own, normalised with its ``extra_means`` entry and ``scale`` 
 ``hha``, the late-fusion net's second input); each of ``extra_labels`` is another int32
 label map (SIFT Flow's ``geo_label``), cropped, padded and flipped with the label.
 With ``border_weights`` training batches also carry ``"weight"``: float32 (B, H, W), U-Net's
-loss weight map (:mod:`fcnjax.weight_map`) of each label before mirroring, so mirrored and
+loss weight map (:mod:`fcnjax.data.weight_map`) of each label before mirroring, so mirrored and
 padded pixels weigh 0; ``class_balance`` = "median_frequency" sets its w_c from the class
 counts of the (selected) training split.
 """
@@ -41,18 +41,20 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import glob
+import os
 from typing import Any, Iterator, Mapping, Sequence
 
 import grain
 import jax
-from absl import flags
 import numpy as np
+from absl import flags
 
-from fcnjax import weight_map
-from fcnjax.data import elastic, ids, transforms
+from fcnjax.data import classes as class_table
+from fcnjax.data import elastic, ids, transforms, weight_map
+from fcnjax.data.classes import VOID, median_frequency_weights
 from fcnjax.data.image_folder import ImageFolder
-from fcnjax.errors import ConfigError, DataError
-from fcnjax.losses import IGNORE_LABEL, median_frequency_weights
+from fcnjax.run.errors import ConfigError, DataError
 
 Batch = dict[str, np.ndarray]
 SOURCES = ("folder", "tfds")
@@ -101,7 +103,7 @@ class TfdsSource:
 
         skip = {k: tfds.decode.SkipDecoding() for k in features if k != "name"}
         source = self.builder.as_data_source(split=self.split, decoders=skip)
-        return [as_text(source[i]["name"]) for i in range(len(source))]
+        return [as_text(self.read(source, i)["name"]) for i in range(len(source))]
 
     @property
     def labels(self) -> DatasetLabels | None:
@@ -112,7 +114,7 @@ class TfdsSource:
             return None
         classes = tuple(metadata["classes"])
         stored = tuple(metadata.get("stored_values") or range(len(classes)))
-        return DatasetLabels(self.name, classes, int(metadata.get("void", IGNORE_LABEL)),
+        return DatasetLabels(self.name, classes, int(metadata.get("void", VOID)),
                              tuple(int(v) for v in stored))
 
     @classmethod
@@ -123,23 +125,54 @@ class TfdsSource:
 
         from fcnjax.data import builders  # noqa: F401  (registers fcnjax's builders)
 
-        builder = tfds.builder(name, data_dir=data_dir or None)
+        try:
+            builder = tfds.builder(name, data_dir=data_dir or None)
+        except ValueError as error:  # a folder dataset's config never prepared here
+            if "BuilderConfig" not in str(error) or "not found" not in str(error):
+                raise
+            config = name.partition("/")[2]
+            raise FileNotFoundError(
+                f"tfds dataset {name!r} is not prepared in {data_dir or 'the tfds data_dir'} "
+                f"(no config {config!r}); prepare it with python -m fcnjax.data.prepare "
+                f"{name} --manual_dir <your folder> --tfds_data_dir {data_dir or '<tfds data_dir>'}"
+                ) from None
         if not builder.is_prepared():
             raise FileNotFoundError(
                 f"tfds dataset {name!r} is not prepared in {builder.data_dir}; prepare it with "
                 f"python -m fcnjax.data.prepare {name} --manual_dir <the dataset as "
-                f"distributed> --data_dir {data_dir or '<tfds data_dir>'}")
+                f"distributed> --tfds_data_dir {data_dir or '<tfds data_dir>'}")
         return cls(builder, split, **keys)
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __getitem__(self, index: int) -> dict[str, np.ndarray]:
-        example = self.source[index]
+        example = self.read(self.source, index)
         maps = {"image": example[self.image_key], "label": example[self.label_key],
                 **{k: example[k] for k in self.extra_keys}}
         return {k: x[..., 0] if transforms.is_label(k) and x.ndim == 3 else x
                 for k, x in maps.items()}
+
+    def read(self, examples: Any, index: int) -> Any:
+        """``examples[index]`` of a data source of this split (decoded or not); a cut or
+        damaged shard file (array_record, riegeli, PIL errors) as :meth:`damaged`."""
+        try:
+            return examples[index]
+        except (RuntimeError, OSError) as error:
+            raise self.damaged(index, error) from None
+
+    def damaged(self, index: int, error: BaseException) -> DataError:
+        """The one-line error of an example whose shard file cannot be read: the dataset,
+        the split, the file and the fix (prepare it again)."""
+        folder = str(self.builder.data_dir)
+        files = sorted(glob.glob(os.path.join(folder, f"*-{self.split}.*")))
+        shown = ", ".join(os.path.basename(f) for f in files[:3]) or "its shard files"
+        cause = " ".join(str(error).split()) or type(error).__name__
+        return DataError(
+            f"example {index} of split {self.split!r} of the prepared dataset {self.name} "
+            f"cannot be read ({cause}): {shown} in {folder} is damaged or cut short (an "
+            f"interrupted copy, a failing disk); prepare {self.builder.name} again with "
+            "python -m fcnjax.data.prepare")
 
     def __repr__(self) -> str:
         return f"TfdsSource({self.name}, {self.split}: {len(self)} examples)"
@@ -167,6 +200,20 @@ def dataset_labels(source: Any) -> DatasetLabels | None:
     """The label semantics ``source`` (or the source of an ids subset) carries, or None."""
     inner = source.source if isinstance(source, ids.Subset) else source
     return inner.labels if isinstance(inner, TfdsSource) else None
+
+
+def class_names(config: Any, source: Any = None) -> list[str]:
+    """Class names by id: a prepared dataset's own (its metadata: ``source``, default the
+    eval split of ``config.input``, when it is prepared), else those of
+    ``config.eval.classes``' class set."""
+    if source is None and config.input.source == "tfds":
+        try:
+            source = make_source(config.input, config.input.eval_split)
+        except (FileNotFoundError, ConfigError):  # predict needs no dataset
+            source = None
+    labels = dataset_labels(source) if source is not None else None
+    return class_table.class_names(labels.classes if labels is not None else config.eval.classes,
+                               config.model.num_classes)
 
 
 def label_values(config: Mapping[str, Any], source: Any) -> tuple[int, ...]:
@@ -280,7 +327,7 @@ def num_label_classes(config: Mapping[str, Any], source: Any = None) -> int:
     labels = dataset_labels(source)
     if labels is not None:
         return len(labels.classes)
-    return len(config["label_values"]) or IGNORE_LABEL
+    return len(config["label_values"]) or VOID
 
 
 def class_weights(config: Mapping[str, Any], source: Any) -> np.ndarray | None:
@@ -417,7 +464,7 @@ def void_weight(example: transforms.Example) -> transforms.Example:
     neighbour, so a warp can spread weight onto void pixels next to real ones."""
     if "weight" not in example:
         return example
-    return {**example, "weight": np.where(example["label"] == IGNORE_LABEL, np.float32(0),
+    return {**example, "weight": np.where(example["label"] == VOID, np.float32(0),
                                           example["weight"])}
 
 

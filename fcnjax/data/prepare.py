@@ -1,6 +1,6 @@
 """Prepare one fcnjax dataset as array_record shards that ``tfds.data_source`` reads.
 
-    python -m fcnjax.data.prepare camvid --manual_dir /data/CamVid --data_dir ~/tensorflow_datasets
+    python -m fcnjax.data.prepare camvid --manual_dir /data/CamVid --tfds_data_dir ~/tensorflow_datasets
     python -m fcnjax.data.prepare voc_segmentation/2012 --manual_dir /data/VOCdevkit ...
     python -m fcnjax.data.prepare segmentation_folder/mine --manual_dir /data/mine \
         --folder.mask binary --folder.void 128
@@ -19,9 +19,9 @@ import sys
 
 import tensorflow_datasets as tfds
 
-from fcnjax import errors
 from fcnjax.data import builders
 from fcnjax.data.builders import folder
+from fcnjax.run import errors
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -29,21 +29,23 @@ def parse(argv: list[str]) -> argparse.Namespace:
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("name", help=f"builder[/config], one of {', '.join(builders.NAMES)}")
     parser.add_argument("--manual_dir", required=True, help="the dataset as distributed")
-    parser.add_argument("--data_dir", default=None, help="where tfds datasets live "
-                        "(default: tfds' own, ~/tensorflow_datasets)")
+    parser.add_argument("--tfds_data_dir", default=None, help="where tfds datasets live, "
+                        "as config.input.tfds_data_dir (default: tfds' own, "
+                        "~/tensorflow_datasets)")
     parser.add_argument("--skip_bad", action="store_true", help="leave out (and list) bad "
                         "files instead of stopping at the first")
     for field, default in folder.FolderConfig.defaults().items():
         parser.add_argument(f"--folder.{field}", dest=f"folder_{field}", default=default,
                             type=type(default) if default is not None else str,
                             help=f"segmentation_folder only (default {default!r})")
-    return parser.parse_args(argv)
+    return parser.parse_args(errors.renamed_flags(argv, {"--data_dir": "--tfds_data_dir"},
+                                                  "fcnjax.data.prepare"))
 
 
 def make_builder(args: argparse.Namespace) -> tfds.core.DatasetBuilder:
     """The builder named by ``args.name`` (a FolderConfig from the --folder.* flags)."""
     name, _, config = args.name.partition("/")
-    kwargs = {"data_dir": args.data_dir, "skip_bad": args.skip_bad}
+    kwargs = {"data_dir": args.tfds_data_dir, "skip_bad": args.skip_bad}
     if name == folder.SegmentationFolder.name:
         fields = {f: getattr(args, f"folder_{f}") for f in folder.FolderConfig.defaults()}
         return folder.SegmentationFolder(config=folder.FolderConfig(name=config or "default",

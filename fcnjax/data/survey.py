@@ -11,7 +11,8 @@ time budget is spent.
 From a :class:`Survey`: :func:`fractions_line` (one start-up line of class fractions),
 :func:`problems` / :func:`check_training_data` (labels that cannot train the model as
 configured: one class, mostly void, an absent class, stored values the label mapping
-drops), :func:`median_frequency` (class weights).
+drops). Class weights: :func:`fcnjax.data.classes.median_frequency_weights` of
+``Survey.class_pixels``.
 """
 
 from __future__ import annotations
@@ -26,11 +27,10 @@ import numpy as np
 from PIL import Image
 
 from fcnjax.data import ids, transforms
+from fcnjax.data.classes import VOID
 from fcnjax.data.image_folder import ImageFolder, read_label
-from fcnjax.errors import DataError
-from fcnjax.losses import IGNORE_LABEL, median_frequency_weights
+from fcnjax.run.errors import DataError
 
-VOID = IGNORE_LABEL
 MAX_FRACTION_VOID = 0.5
 """More void than this (of a split's sampled pixels) is degenerate training data."""
 
@@ -169,7 +169,7 @@ def tfds_reader(source: Any) -> LabelReader:
     examples = source.builder.as_data_source(split=source.split, decoders=skip)
 
     def read(index: int) -> tuple[np.ndarray, int]:
-        example = examples[index]
+        example = source.read(examples, index)  # a damaged shard file: one line
         label = np.asarray(example[source.label_key])
         return (label[..., 0] if label.ndim == 3 else label), channels_of(
             example[source.image_key])
@@ -396,7 +396,3 @@ def check_training_data(result: Survey, names: Sequence[str]) -> None:
         more = f" (and {len(found) - 1} more problem(s))" if len(found) > 1 else ""
         raise DegenerateData(found[0] + more)
 
-
-def median_frequency(result: Survey) -> np.ndarray:
-    """Median-frequency class weights (float32, one per class) of the surveyed pixels."""
-    return median_frequency_weights(result.class_pixels)

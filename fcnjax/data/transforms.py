@@ -5,7 +5,7 @@ Examples may carry more maps of the same height and width: more label maps (keys
 inputs (any other key, e.g. NYUDv2's ``hha`` or ``depth``: moved like ``image``, padded 0).
 
 An optional "weight" is a float32 (H, W) per-pixel loss weight map (U-Net's border weights,
-:mod:`fcnjax.weight_map`): the geometric transforms move it with the label, and padding
+:mod:`fcnjax.data.weight_map`): the geometric transforms move it with the label, and padding
 gives it 0, so padded and mirrored pixels weigh nothing.
 
 Random ones take a ``np.random.Generator`` as grain's ``random_map`` passes it, so a pipeline
@@ -19,8 +19,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from fcnjax.errors import ConfigError, DataError
-from fcnjax.losses import IGNORE_LABEL
+from fcnjax.data.classes import VOID
+from fcnjax.run.errors import ConfigError, DataError
 
 Example = dict[str, np.ndarray]
 
@@ -30,7 +30,7 @@ def is_label(key: str) -> bool:
     return key == "label" or key.endswith("_label")
 
 
-def pad_value(key: str, ignore: int = IGNORE_LABEL) -> int:
+def pad_value(key: str, ignore: int = VOID) -> int:
     """What padding fills ``key`` with: ``ignore`` for label maps, 0 for images and weights."""
     return ignore if is_label(key) else 0
 
@@ -40,7 +40,7 @@ def spatial_pad(x: np.ndarray, pad: tuple) -> tuple:
     return tuple(pad) + ((0, 0),) * (x.ndim - 2)
 
 
-def label_table(values: Sequence[int], ignore: int = IGNORE_LABEL) -> np.ndarray | None:
+def label_table(values: Sequence[int], ignore: int = VOID) -> np.ndarray | None:
     """Lookup table from stored label value to class id: ``values[i]`` becomes class i.
 
     Stored values not in ``values`` become ``ignore``. Empty ``values`` means the file
@@ -80,7 +80,7 @@ def normalize(example: Example, mean: Sequence[float], scale: float, bgr: bool,
     return {**example, key: image}
 
 
-def pad_to(example: Example, size: Sequence[int], ignore: int = IGNORE_LABEL) -> Example:
+def pad_to(example: Example, size: Sequence[int], ignore: int = VOID) -> Example:
     """Pad every map at the bottom and right to ``size``: labels with ``ignore``, images and
     the weight with 0.
 
@@ -102,7 +102,7 @@ def windowed(example: Example, window: tuple[slice, slice]) -> Example:
     return {k: x[window] for k, x in example.items()}
 
 
-def mirror_pad(example: Example, pad: int, ignore: int = IGNORE_LABEL) -> Example:
+def mirror_pad(example: Example, pad: int, ignore: int = VOID) -> Example:
     """Extend the image (and other inputs) by ``pad`` mirrored pixels on every side; the
     labels by void and the weight (if any) by 0.
 
@@ -195,7 +195,7 @@ def photometric_jitter(example: Example, strength: Sequence[float],
     return {**example, "image": np.clip(image, 0, 255, out=image)}
 
 
-def pad_batch(examples: Sequence[Example], ignore: int = IGNORE_LABEL) -> list[Example]:
+def pad_batch(examples: Sequence[Example], ignore: int = VOID) -> list[Example]:
     """Pad every example to the largest height and width among them (label ``ignore``,
     weight 0)."""
     size = tuple(max(e["label"].shape[i] for e in examples) for i in (0, 1))

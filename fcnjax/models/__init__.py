@@ -11,13 +11,13 @@ from typing import Any, Callable, Mapping
 import flax.linen as nn
 import jax.numpy as jnp
 
-from fcnjax.errors import ConfigError
 from fcnjax.models.alexnet import alexnet
 from fcnjax.models.fcn import FCN, LateFusionFCN, MultiTaskFCN, plan_head
 from fcnjax.models.googlenet import googlenet
 from fcnjax.models.trunk import Backbone, Trunk
 from fcnjax.models.unet import UNet
 from fcnjax.models.vgg import vgg16
+from fcnjax.run.errors import ConfigError
 
 AT_ONCE_SCALES = (0.01, 0.0001)
 """FCN-8s at-once scales pool4 and pool3 before scoring them (fixed Scale layers)."""

@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from fcnjax import coord_map
+from fcnjax.models import coord_map
 from fcnjax.models import layers
 from fcnjax.models.trunk import Backbone, Trunk
 

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fcnjax import coord_map
+from fcnjax.models import coord_map
 
 Dtype = Any
 

@@ -3,7 +3,7 @@
 A :class:`Backbone` is a tuple of layer specs (``ConvLayer``, ``PoolLayer`` ...). The
 :class:`Trunk` module runs them in order and returns every layer's output by its Caffe
 name; :meth:`Backbone.geometries` walks the same table in pure Python to give each
-layer's :class:`~fcnjax.coord_map.Geometry`. The two cannot disagree.
+layer's :class:`~fcnjax.models.coord_map.Geometry`. The two cannot disagree.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from fcnjax import coord_map
-from fcnjax.models import layers
+from fcnjax.models import coord_map, layers
 
 
 class LayerSpec(Protocol):

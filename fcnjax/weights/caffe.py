@@ -13,7 +13,7 @@ VGG16 FCN never holds two copies of its arrays. Nothing in the file is executed.
 
 Layouts. Caffe keeps convolution kernels OIHW (grouped ones as (O, I / groups, H, W), which
 is also what a grouped HWIO kernel holds), deconvolution kernels (I, O, H, W) and inner
-products (out, C*H*W): exactly PyTorch's, so :mod:`fcnjax.surgery`'s layouts apply. Files
+products (out, C*H*W): exactly PyTorch's, so :mod:`fcnjax.weights.surgery`'s layouts apply. Files
 without ``BlobShape`` give four legacy dimensions (a bias as (1, 1, 1, N), an inner product as
 (1, 1, out, in)); leading 1s are ignored when shapes are compared.
 
@@ -32,17 +32,15 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from fcnjax import surgery
-from fcnjax.errors import DataError
-from fcnjax.models import FCN, LateFusionFCN, MultiTaskFCN, layers, plan_head
+from fcnjax.models import FCN, LateFusionFCN, MultiTaskFCN, plan_head
 from fcnjax.models.trunk import ConvLayer, Trunk
 from fcnjax.models.vgg import vgg16
-from fcnjax.weights import caffe_pb2
+from fcnjax.weights import caffe_pb2, surgery
+from fcnjax.weights.layouts import (CONV, DECONV, LINEAR, SAME, Layout, WeightFileError,
+                                    check_bilinear, mismatch_report, param_shapes)
 
 Shape = tuple[int, ...]
 Path = tuple[str, ...]
@@ -58,7 +56,7 @@ VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
 """The protobuf wire types a caffemodel uses (groups, types 3 and 4, it never does)."""
 
 
-class CaffeModelMismatch(DataError):
+class CaffeModelMismatch(WeightFileError):
     """A caffemodel whose layers do not fit the model it is loaded into."""
 
 
@@ -202,7 +200,7 @@ def _layer(buf: Any, start: int, end: int, legacy: bool) -> CaffeLayer:
 def read_net(path: str | os.PathLike) -> CaffeNet:
     """Parse a ``.caffemodel`` file (binary NetParameter, current or V1 layers).
 
-    Raises ``FileNotFoundError`` for a missing file and :class:`~fcnjax.errors.DataError`,
+    Raises ``FileNotFoundError`` for a missing file and :class:`~fcnjax.weights.layouts.WeightFileError`,
     in one line naming the file, for an empty, truncated or non-protobuf one, or one with
     no weights.
     """
@@ -211,7 +209,7 @@ def read_net(path: str | os.PathLike) -> CaffeNet:
         raise FileNotFoundError(f"no caffemodel at {path!r}")
     size = os.path.getsize(path)
     if size == 0:
-        raise DataError(f"{path} is empty: not a caffemodel")
+        raise WeightFileError(f"{path} is empty: not a caffemodel")
     with open(path, "rb") as f:
         buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     try:
@@ -226,14 +224,14 @@ def read_net(path: str | os.PathLike) -> CaffeNet:
         net = _parse(caffe_pb2.NetParameter, rest, 0)
     except _WireError as error:
         if error.truncated:
-            raise DataError(f"{path} is truncated: {error.what} at byte {error.where} of "
+            raise WeightFileError(f"{path} is truncated: {error.what} at byte {error.where} of "
                             f"{size} (an interrupted download? fetch the file again)") from None
         hint = (" (a text .prototxt? that is the net's definition, not its weights)"
                 if buf[:1].isalpha() else "")
-        raise DataError(f"{path} is not a Caffe model: not a binary protobuf NetParameter "
+        raise WeightFileError(f"{path} is not a Caffe model: not a binary protobuf NetParameter "
                         f"({error.what} at byte {error.where}){hint}") from None
     if not any(layer.blobs for layer in layers_):
-        raise DataError(f"{path} holds no layer with weights ({len(layers_)} layers): "
+        raise WeightFileError(f"{path} holds no layer with weights ({len(layers_)} layers): "
                         "not a trained caffemodel")
     return CaffeNet(net.name, layers_, path, legacy)
 
@@ -256,7 +254,7 @@ class Blob:
     """
 
     path: Path | None
-    layout: surgery.Layout
+    layout: Layout
     kernel: int = 0
     channels: int = 0
 
@@ -277,7 +275,7 @@ def _plan(model: Any) -> Any:
 
 
 def _conv(path: Path) -> list[Blob]:
-    return [Blob((*path, "kernel"), surgery.CONV), Blob((*path, "bias"), surgery.SAME)]
+    return [Blob((*path, "kernel"), CONV), Blob((*path, "bias"), SAME)]
 
 
 def _head(plan: Any, classes: int, suffix: str, learnable: bool,
@@ -294,8 +292,8 @@ def _head(plan: Any, classes: int, suffix: str, learnable: bool,
     upscores = [(f.upscore, f.kernel) for f in plan.fusions] + [(plan.upscore, plan.kernel)]
     for name, kernel in upscores:
         name += suffix
-        keys[name] = ([Blob((name, "kernel"), surgery.DECONV)] if learnable
-                      else [Blob(None, surgery.DECONV, kernel, classes)])
+        keys[name] = ([Blob((name, "kernel"), DECONV)] if learnable
+                      else [Blob(None, DECONV, kernel, classes)])
     return keys
 
 
@@ -331,17 +329,6 @@ def caffe_keys(model: Any, *, renames: Mapping[str, str] | None = None,
     return keys
 
 
-def param_shapes(model: Any, inputs: Any) -> Any:
-    """``model``'s params as ShapeDtypeStructs, for ``inputs``: channels per input
-    (an int, or ``{stream: channels}`` for late fusion); nothing is computed."""
-    def image(channels):
-        return jnp.zeros((1, 32, 32, channels), jnp.float32)
-
-    sample = ({k: image(c) for k, c in inputs.items()} if isinstance(inputs, Mapping)
-              else image(inputs))
-    return jax.eval_shape(model.init, jax.random.key(0), sample)["params"]
-
-
 def _squeeze(shape: Shape) -> Shape:
     """Legacy blobs pad shapes to four dimensions with leading 1s."""
     shape = tuple(shape)
@@ -368,38 +355,23 @@ def check_net(net: CaffeNet, want: Mapping[str, list[Shape]], what: str,
               ignored: Sequence[str] = ()) -> None:
     """Raise :class:`CaffeModelMismatch` naming the missing, extra and misshapen layers."""
     found = {k: v for k, v in net.shapes().items() if k not in ignored}
-    missing = [k for k in want if k not in found]
-    extra = [k for k in found if k not in want]
-    wrong = [k for k in want if k in found and (
-        len(found[k]) != len(want[k])
-        or any(_squeeze(f) != _squeeze(w) for f, w in zip(found[k], want[k])))]
-    if not (missing or extra or wrong):
-        return
-    parts = []
-    if missing:
-        parts.append(f"missing layers ({len(missing)}): {', '.join(missing)}")
-    if extra:
-        parts.append(f"extra layers ({len(extra)}): {', '.join(extra)}")
-    if wrong:
-        parts.append(f"wrong shapes ({len(wrong)}): " + ", ".join(
-            f"{k} {_describe(found[k])} (expected {_describe(want[k])})" for k in wrong))
-    raise CaffeModelMismatch(f"{net.source} is not a {what} caffemodel: {'; '.join(parts)}")
+    report = mismatch_report(
+        want, found, what="layers", describe=_describe,
+        same=lambda f, w: len(f) == len(w) and all(_squeeze(a) == _squeeze(b)
+                                                   for a, b in zip(f, w)))
+    if report:
+        raise CaffeModelMismatch(f"{net.source} is not a {what} caffemodel: {report}")
 
 
-def _bilinear_errors(net: CaffeNet, keys: Mapping[str, list[Blob]]) -> list[str]:
-    bad = []
-    layers_ = net.weighted()
+def _fixed_kernels(net: CaffeNet, keys: Mapping[str, list[Blob]]) -> dict[str, np.ndarray]:
+    """The fixed upsampling blobs (``Blob.path`` None) of ``net``, in our layout."""
+    kernels, layers_ = {}, net.weighted()
     for name, blobs in keys.items():
         for blob, array in zip(blobs, layers_[name].blobs):
-            if blob.path is not None:
-                continue
-            ours = surgery.DECONV.to_ours(array.reshape(blob.channels, blob.channels,
-                                                         blob.kernel, blob.kernel), ())
-            error = float(np.max(np.abs(ours - layers.bilinear_kernel(blob.kernel,
-                                                                       blob.channels))))
-            if error > surgery.BILINEAR_TOLERANCE:
-                bad.append(f"{name} (max |difference| {error:.3g})")
-    return bad
+            if blob.path is None:
+                kernels[name] = DECONV.to_ours(array.reshape(blob.channels, blob.channels,
+                                                             blob.kernel, blob.kernel), ())
+    return kernels
 
 
 def convert(net: CaffeNet, keys: Mapping[str, list[Blob]], expected_tree: Any, what: str, *,
@@ -412,12 +384,7 @@ def convert(net: CaffeNet, keys: Mapping[str, list[Blob]], expected_tree: Any, w
     """
     expected = traverse_util.flatten_dict(expected_tree)
     check_net(net, _want(keys, expected), what, ignored)
-    bad = _bilinear_errors(net, keys)
-    if bad:
-        raise CaffeModelMismatch(
-            f"{net.source}: {', '.join(bad)} differ from the bilinear kernel, but the "
-            "model's upsampling is fixed; set learnable_upsampling=True to load learned "
-            "upsampling weights")
+    check_bilinear(_fixed_kernels(net, keys), net.source, CaffeModelMismatch)
     flat = {}
     layers_ = net.weighted()
     for name, blobs in keys.items():  # one blob at a time: its copy is the only one made
@@ -468,9 +435,9 @@ def vgg16_keys() -> dict[str, list[Blob]]:
     keys = {}
     for layer in vgg16().layers:
         if isinstance(layer, ConvLayer):
-            layout = surgery.LINEAR if layer.fully_connected else surgery.CONV
+            layout = LINEAR if layer.fully_connected else CONV
             keys[layer.name] = [Blob((layer.name, "kernel"), layout),
-                                Blob((layer.name, "bias"), surgery.SAME)]
+                                Blob((layer.name, "bias"), SAME)]
     return keys
 
 
@@ -486,7 +453,7 @@ def from_caffe_vgg16(source: Source) -> dict:
     shapes = net.shapes()
     for name in ("fc6", "fc7"):
         if name in shapes and len(shapes[name][0]) == 4 and shapes[name][0][0] != 1:
-            keys[name] = [dataclasses.replace(keys[name][0], layout=surgery.CONV),
+            keys[name] = [dataclasses.replace(keys[name][0], layout=CONV),
                           keys[name][1]]
     expected = param_shapes(Trunk(vgg16()), 3)
     return convert(net, keys, expected, "ImageNet VGG16", ignored=VGG16_IGNORED)

@@ -1,7 +1,8 @@
-"""The FCN reference's published caffemodels: one table, and loaders into fcnjax.
+"""The FCN reference's published caffemodels: one table, and loaders into fcnjax (the
+command line is :mod:`fcnjax.zoo`).
 
     python -m fcnjax.zoo list
-    python -m fcnjax.zoo convert fcn8s-heavy-pascal.caffemodel --model voc-fcn8s --out /tmp/fcn8s
+    python -m fcnjax.zoo convert fcn8s-heavy-pascal.caffemodel --model voc-fcn8s --output /tmp/fcn8s
     python -m fcnjax.evaluate --config configs/fcn8s.py --checkpoint /tmp/fcn8s ...
 
 Nothing is downloaded: each row gives the file's name and the address the reference
@@ -18,7 +19,6 @@ may report more); PASCAL-Context's are left to PAMI 2016's Table 6, not checked 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib.util
 import os
@@ -26,8 +26,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from fcnjax import errors, models
-from fcnjax.errors import ConfigError
+from fcnjax import models
+from fcnjax.run.errors import ConfigError
 from fcnjax.weights import caffe
 
 DOWNLOADS = "http://dl.caffe.berkeleyvision.org/"
@@ -136,7 +136,7 @@ def load(path: str | os.PathLike, name: str, model: Any = None) -> dict:
 
     model: the fcnjax model to load into (default: the row's, ``entry(name).build()``; pass
     one to load into a variant, e.g. ``learnable_upsampling=True``). The ImageNet VGG16
-    gives ``{"trunk": ...}``, for :func:`fcnjax.surgery.stage_init`.
+    gives ``{"trunk": ...}``, for :func:`fcnjax.weights.surgery.stage_init`.
     Raises DataError for an unreadable file or one of another net (naming the missing,
     extra and misshapen layers).
     """
@@ -194,7 +194,9 @@ def convert(path: str | os.PathLike, name: str, out: str, config: Any = None) ->
     import jax
     import jax.numpy as jnp
 
-    from fcnjax import checkpoint, surgery, train, workdir
+    from fcnjax.run import checkpoint, workdir
+    from fcnjax.run import state as run_state
+    from fcnjax.weights import surgery
 
     row = entry(name)
     if config is None:
@@ -203,12 +205,12 @@ def convert(path: str | os.PathLike, name: str, out: str, config: Any = None) ->
     model = models.build(config.model)
     params = load(path, name, model)
     key = jax.random.key(config.seed, impl=config.prng_impl)
-    image_shape = train.input_shape(config)
+    image_shape = run_state.input_shape(config)
     if row.trunk_only:
         sample = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s, jnp.float32), image_shape,
                               is_leaf=lambda x: isinstance(x, tuple))
         params, _ = surgery.stage_init(model, params, key, sample)
-    state = train.create_train_state(config, model, key, image_shape, pretrained=False)
+    state = run_state.create_train_state(config, model, key, image_shape, pretrained=False)
     surgery.check_matches(state.params, params, f"params of {os.fspath(path)}")
     state = state.replace(params=jax.tree.map(jnp.asarray, params))
     os.makedirs(out, exist_ok=True)
@@ -217,41 +219,3 @@ def convert(path: str | os.PathLike, name: str, out: str, config: Any = None) ->
         checkpoint.save(manager, 0, state)
         checkpoint.wait(manager)
     return os.path.join(checkpoint.checkpoint_dir(out), "0")
-
-
-def table_text() -> str:
-    """The table as aligned text, one row per net."""
-    head = ("name", "fcnjax model", "config", "classes", "file", "score", "url")
-    rows = [head] + [(e.name, e.model + (" (trunk)" if e.trunk_only else ""),
-                      f"configs/{e.config}", str(e.classes), e.file or "-", e.score,
-                      e.url or "(not published)") for e in TABLE]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1]
-                     for r in rows)
-
-
-def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = errors.debugging(argv)
-    parser = argparse.ArgumentParser(prog="fcnjax.zoo", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="print the published nets")
-    conv = commands.add_parser("convert", help="a caffemodel as an fcnjax checkpoint")
-    conv.add_argument("file", help="the downloaded .caffemodel")
-    conv.add_argument("--model", required=True, help="the row's name (see list)")
-    conv.add_argument("--out", required=True, help="folder to write (a workdir)")
-    conv.add_argument("--config", default=None,
-                      help="config file of the state to write (default: the row's)")
-    args = parser.parse_args(argv)
-    with errors.one_line_errors("fcnjax.zoo", debug):
-        if args.command == "list":
-            print(table_text())
-            return
-        config = load_config(args.config) if args.config else None
-        step = convert(args.file, args.model, args.out, config)
-        print(f"wrote {step}: evaluate with --checkpoint {args.out} and "
-              f"--config {args.config or os.path.join('configs', entry(args.model).config)}")
-
-
-if __name__ == "__main__":
-    main()

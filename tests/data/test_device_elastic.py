@@ -5,10 +5,11 @@ import jax
 import numpy as np
 import pytest
 from PIL import Image
+from test_image_folder import input_config
 
 from fcnjax.data import device_elastic, elastic, pipeline
-from fcnjax.errors import ConfigError
-from test_image_folder import input_config
+from fcnjax.run.errors import ConfigError
+from fcnjax.run.state import create_train_state
 
 UNET = dict(elastic_std=10.0, grid=3, max_rotation=180.0, max_shift=10.0, flip=True,
             contrast=0.1, brightness=0.1)
@@ -150,7 +151,8 @@ def test_the_train_step_warps_device_batches_as_the_host_did(tmp_path):
     """One jitted fcnjax.train.train_step on the host batch and on the device batch of the
     same seed: the same loss and confusion (weights on, a 2-level U-Net)."""
     from configs import sample
-    from fcnjax import models, parallel, train
+    from fcnjax import models, train
+    from fcnjax.run import parallel
 
     config = sample.get_config()
     config.model.update(features=4, levels=2)
@@ -163,7 +165,7 @@ def test_the_train_step_warps_device_batches_as_the_host_did(tmp_path):
     for on in ("host", "device"):
         batch = next(pipeline.train_batches({**config.input, "augment_on": on}, 2, seed=5,
                                             shard=(0, 1)))
-        state = train.create_train_state(config, model, key, (1, 32, 30, 1))
+        state = create_train_state(config, model, key, (1, 32, 30, 1))
         _, measured[on] = step(state, parallel.global_batch(batch, mesh), key)
     np.testing.assert_allclose(measured["device"]["loss"], measured["host"]["loss"], rtol=1e-4)
     confusion = {on: np.asarray(m["confusion"]) for on, m in measured.items()}

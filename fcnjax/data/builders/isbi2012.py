@@ -15,6 +15,7 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from fcnjax.data import classes
 from fcnjax.data.builders import common
 from fcnjax.data.image_folder import natural_key
 
@@ -25,7 +26,7 @@ class Isbi2012(common.SegmentationBuilder):
     """ISBI 2012 serial-section EM, membrane (0) vs cell (1); test split unlabelled (void)."""
 
     name = "isbi2012"
-    CLASSES = ("membrane", "cell")
+    CLASSES = classes.CLASS_SETS["isbi2012"]
     STORED_VALUES = (0, CELL)
     IMAGE_MODE = "L"
     HOMEPAGE = "https://github.com/zhixuhao/unet"

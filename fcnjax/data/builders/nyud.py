@@ -18,15 +18,11 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from fcnjax.data import classes
 from fcnjax.data.builders import common
 from fcnjax.data.builders.sbd import read_mat
 
-CLASSES = ("wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window",
-           "bookshelf", "picture", "counter", "blinds", "desk", "shelves", "curtain", "dresser",
-           "pillow", "mirror", "floor_mat", "clothes", "ceiling", "books", "refrigerator",
-           "television", "paper", "towel", "shower_curtain", "box", "whiteboard", "person",
-           "night_stand", "toilet", "sink", "lamp", "bathtub", "bag", "otherstructure",
-           "otherfurniture", "otherprop")
+CLASSES = classes.CLASS_SETS["nyud40"]
 SPLITS = ("train", "val", "trainval", "test")
 
 

@@ -30,18 +30,13 @@ import numpy as np
 import scipy.io
 import tensorflow_datasets as tfds
 
+from fcnjax.data import classes
 from fcnjax.data.builders import common
 from fcnjax.data.builders.sbd import read_mat
-from fcnjax.errors import DataError
+from fcnjax.run.errors import DataError
 
 # Model output order (the reference's data/pascal-context/classes-59.txt).
-CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
-           "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
-           "sheep", "sofa", "train", "tvmonitor", "bag", "bed", "bench", "book", "building",
-           "cabinet", "ceiling", "clothes", "computer", "cup", "door", "fence", "floor",
-           "flower", "food", "grass", "ground", "keyboard", "light", "mountain", "mouse",
-           "curtain", "platform", "sign", "plate", "road", "rock", "shelves", "sidewalk", "sky",
-           "snow", "bedcloth", "track", "tree", "truck", "wall", "water", "window", "wood")
+CLASSES = classes.CLASS_SETS["pascal_context"]
 # 59_labels.txt names spelt otherwise in labels.txt.
 FULL_NAMES = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}
 SPLITS = ("train", "val")

@@ -18,13 +18,11 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from fcnjax.data import classes
 from fcnjax.data.builders import common
 from fcnjax.data.builders.sbd import read_mat
 
-CLASSES = ("awning", "balcony", "bird", "boat", "bridge", "building", "bus", "car", "cow",
-           "crosswalk", "desert", "door", "fence", "field", "grass", "moon", "mountain",
-           "person", "plant", "pole", "river", "road", "rock", "sand", "sea", "sidewalk",
-           "sign", "sky", "staircase", "streetlight", "sun", "tree", "window")
+CLASSES = classes.CLASS_SETS["siftflow"]
 GEO_CLASSES = ("sky", "horizontal", "vertical")
 SUBDIR = "spatial_envelope_256x256_static_8outdoorcategories"
 

@@ -18,11 +18,10 @@ import os
 
 import tensorflow_datasets as tfds
 
+from fcnjax.data import classes
 from fcnjax.data.builders import common
 
-CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
-           "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
-           "sheep", "sofa", "train", "tvmonitor")
+CLASSES = classes.CLASS_SETS["voc"]
 SBD_TRAIN = os.path.join("benchmark_RELEASE", "dataset", "train.txt")
 
 

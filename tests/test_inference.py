@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fcnjax import tiling
+from fcnjax import inference
 from fcnjax.models.unet import UNet, unet_geometry
 
 
@@ -40,7 +40,7 @@ def untiled(apply, geometry, image: np.ndarray) -> np.ndarray:
 
 
 def test_paper_plan_steps_by_a_multiple_of_the_coarsest_stride():
-    plan = tiling.unet_plan(unet_geometry(), 572)
+    plan = inference.unet_plan(unet_geometry(), 572)
     assert (plan.tile, plan.out, plan.context, plan.step) == (572, 388, 92, 384)
     assert plan.grid(512, 512) == (2, 2)
 
@@ -49,9 +49,9 @@ def test_paper_plan_steps_by_a_multiple_of_the_coarsest_stride():
 def test_tiled_prediction_equals_untiled_where_both_exist(tiny_unet, size):
     model, apply = tiny_unet
     geometry = model.geometry()
-    plan = tiling.unet_plan(geometry, 188)
+    plan = inference.unet_plan(geometry, 188)
     image = np.random.default_rng(0).normal(size=(*size, 1)).astype(np.float32)
-    tiled = tiling.predict_tiled(apply, image, plan, batch_size=8)
+    tiled = inference.predict_tiled(apply, image, plan, batch_size=8)
     assert tiled.shape == (*size, 3)
     np.testing.assert_allclose(tiled, untiled(apply, geometry, image), atol=1e-5, rtol=1e-4)
 
@@ -61,17 +61,17 @@ def test_a_step_off_the_pooling_grid_would_not_match(tiny_unet):
     pooling grid by 4 pixels and changes the prediction."""
     model, apply = tiny_unet
     geometry = model.geometry()
-    off_grid = tiling.TilePlan(tile=188, out=100, context=44, step=100)
+    off_grid = inference.TilePlan(tile=188, out=100, context=44, step=100)
     image = np.random.default_rng(1).normal(size=(200, 200, 1)).astype(np.float32)
-    tiled = tiling.predict_tiled(apply, image, off_grid, batch_size=4)
+    tiled = inference.predict_tiled(apply, image, off_grid, batch_size=4)
     assert not np.allclose(tiled, untiled(apply, geometry, image), atol=1e-4)
 
 
 def test_same_padding_and_uncentred_outputs_are_rejected():
     with pytest.raises(ValueError, match="padding='valid'"):
-        tiling.unet_plan(unet_geometry(padding="same"), 64)
+        inference.unet_plan(unet_geometry(padding="same"), 64)
     with pytest.raises(ValueError, match="not centred"):
-        tiling.make_plan(10, 5)
+        inference.make_plan(10, 5)
 
 
 def box_blur(image: np.ndarray) -> np.ndarray:
@@ -83,7 +83,7 @@ def box_blur(image: np.ndarray) -> np.ndarray:
 
 def test_dihedral_average_of_an_equivariant_function_is_the_function():
     image = np.random.default_rng(2).normal(size=(7, 5, 2)).astype(np.float32)
-    np.testing.assert_allclose(tiling.dihedral_average(box_blur, image), box_blur(image),
+    np.testing.assert_allclose(inference.dihedral_average(box_blur, image), box_blur(image),
                                rtol=1e-5, atol=1e-6)
 
 
@@ -92,9 +92,9 @@ def test_dihedral_average_symmetrises_a_position_dependent_function():
     up, right or left (twice each), so the average is the mean of those four ramps."""
     h, w = 5, 5
     image = np.zeros((h, w, 1), np.float32)
-    out = tiling.dihedral_average(lambda x: x + np.arange(x.shape[0])[:, None, None], image)
+    out = inference.dihedral_average(lambda x: x + np.arange(x.shape[0])[:, None, None], image)
     r, c = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     expected = (r + (h - 1 - r) + c + (w - 1 - c)) / 4
     np.testing.assert_allclose(out[..., 0], expected, rtol=1e-6)
-    np.testing.assert_allclose(tiling.untransform(tiling.transform(image, 3, True), 3, True),
+    np.testing.assert_allclose(inference.untransform(inference.transform(image, 3, True), 3, True),
                                image)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fcnjax import models
-from fcnjax.shift_and_stitch import coarse_scores, shift_and_stitch
+from fcnjax.models.shift_and_stitch import coarse_scores, shift_and_stitch
 
 DN = ("NHWC", "HWIO", "NHWC")
 

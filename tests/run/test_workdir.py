@@ -1,4 +1,4 @@
-"""fcnjax.workdir: one run per workdir (run.lock) and the run's config kept in config.json."""
+"""fcnjax.run.workdir: one run per workdir (run.lock) and the run's config kept in config.json."""
 
 import json
 import os
@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from configs import sample
-from fcnjax import workdir as wd
-from fcnjax.errors import ConfigError, user_errors
+from fcnjax.run import workdir as wd
+from fcnjax.run.errors import ConfigError, user_errors
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def dead_pid() -> int:
@@ -219,7 +219,7 @@ def test_take_over_waits_for_another_taker_but_not_for_a_dead_one(tmp_path):
 
 CHILD = """
 import sys, time
-from fcnjax.workdir import RunLock
+from fcnjax.run.workdir import RunLock
 lock = RunLock(sys.argv[1], heartbeat_s=0.2).acquire()
 print("locked", flush=True)
 time.sleep(60)

@@ -25,9 +25,11 @@ import orbax.checkpoint as ocp
 import pytest
 
 from configs import sample
-from fcnjax import checkpoint, fingerprint, models, train
+from fcnjax import models
+from fcnjax.run import checkpoint, fingerprint
+from fcnjax.run.state import create_train_state
 
-ROOT = pathlib.Path(__file__).parent.parent
+ROOT = pathlib.Path(__file__).parents[2]
 
 
 def tiny_state():
@@ -35,8 +37,8 @@ def tiny_state():
     config = sample.get_config()
     config.model.update({"features": 8, "levels": 2})
     model = models.build(config.model)
-    return train.create_train_state(config, model, jax.random.key(0, impl="rbg"),
-                                    (1, 32, 32, 1), pretrained=False)
+    return create_train_state(config, model, jax.random.key(0, impl="rbg"),
+                              (1, 32, 32, 1), pretrained=False)
 
 
 def state_of_step(template, step):
@@ -346,7 +348,7 @@ def test_a_save_into_a_read_only_folder_fails_at_once_in_one_line(tmp_path):
             os.chmod(folder, 0o755)
     else:  # root: the same in a process without the capability to override permissions
         assert shutil.which("setpriv"), "root, and no setpriv to drop CAP_DAC_OVERRIDE"
-        code = ("import sys; from tests.test_checkpoint_faults import *; "
+        code = ("import sys; from tests.run.test_checkpoint_faults import *; "
                 "m, s = save_into_unwritable_folder(sys.argv[1], read_only); "
                 "print(f'{s:.3f}'); print(m)")
         began = time.perf_counter()
@@ -399,3 +401,13 @@ def test_a_save_that_fails_in_the_background_fails_wait_in_one_line(tmp_path, mo
             checkpoint.save(manager, 2, {"w": jnp.ones(3)})
         monkeypatch.undo()
     assert checkpoint.latest_step(str(tmp_path)) == 1
+
+
+def test_init_checkpoint_takes_what_checkpoint_takes(saved):
+    """config.init.checkpoint (restore_params) accepts a workdir, its checkpoints/ folder or
+    one step folder, as evaluate and predict's --checkpoint do (it took a workdir only)."""
+    run, states = saved["pristine"], saved["states"]
+    for path, step in ((run, 3), (run / "checkpoints", 3), (run / "checkpoints" / "2", 2)):
+        params = checkpoint.restore_params(str(path))
+        jax.tree.map(np.testing.assert_array_equal, params,
+                     jax.tree.map(np.asarray, states[step].params))

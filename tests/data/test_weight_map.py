@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from fcnjax import weight_map
+from fcnjax.data import weight_map
 
 
 def two_cells() -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Data parallel training (fcnjax.parallel): N devices and N processes equal 1 device.
+"""Data parallel training (fcnjax.run.parallel): N devices and N processes equal 1 device.
 
 The multi-device checks run in subprocesses (tests/parallel_worker.py): the forced CPU
 device count (``XLA_FLAGS=--xla_force_host_platform_device_count``) is read once when JAX
@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec
 
-from fcnjax import checkpoint, metrics, parallel, reporting, train
+from fcnjax import metrics, objective, train
+from fcnjax.run import checkpoint, parallel, reporting
 from tests import parallel_worker as worker
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT = 240  # seconds: a hung collective fails the test instead of blocking CI
 
 
@@ -130,7 +131,7 @@ def test_train_step_on_8_devices_equals_1_device_and_eval_metrics_are_identical(
         ones, theirs = part("one", "eval"), part(name, "eval")
         np.testing.assert_array_equal(theirs["confusion"], ones["confusion"])
         assert int(theirs["pixels"]) == int(ones["pixels"])  # padding added no pixel
-        summary, reference = train.summarize(theirs), train.summarize(ones)
+        summary, reference = objective.summarize(theirs), objective.summarize(ones)
         assert summary == pytest.approx(reference, rel=1e-6)
         np.testing.assert_array_equal(results[f"{name}/predictions"], results["one/predictions"])
     # one step moved the params (the comparison above is not of two untouched inits)

@@ -15,7 +15,7 @@ shardings, so XLA inserts the cross-device reductions (the gradient all-reduce) 
   split along one of its dimensions that the mesh size divides; XLA gathers it when used.
 - Multi-host: :func:`initialize` runs ``jax.distributed.initialize``, each process turns its
   own slice of the batch into a global ``jax.Array`` (:func:`global_batch`), orbax writes and
-  restores the sharded state (:mod:`fcnjax.checkpoint`, restoring onto the template's
+  restores the sharded state (:mod:`fcnjax.run.checkpoint`, restoring onto the template's
   shardings, so a checkpoint written on 8 devices restores on 1 and the reverse) and only
   :func:`is_main_process` logs and writes images.
 
@@ -33,8 +33,8 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from fcnjax.data import transforms
-from fcnjax import xla
-from fcnjax.errors import ConfigError
+from fcnjax.run import xla
+from fcnjax.run.errors import ConfigError
 
 DATA = "data"
 """Name of the mesh axis the batch is split along."""
@@ -149,13 +149,6 @@ def shard_state(state: Any, sharding: Any) -> Any:
     return jax.device_put(state, sharding)
 
 
-def abstract_state(state: Any, sharding: Any) -> Any:
-    """``state`` as ``jax.ShapeDtypeStruct`` leaves carrying ``sharding``: a restore target."""
-    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(np.shape(x), jax.numpy.result_type(x),
-                                                          sharding=s),
-                        state, sharding)
-
-
 def check_batch(batch_size: int, mesh: Mesh) -> int:
     """Examples each process feeds for a global batch of ``batch_size``; ValueError if the
     devices of the mesh cannot share it evenly."""
@@ -222,7 +215,7 @@ def jit_train_step(step: Callable, mesh: Mesh, sharding: Any) -> Callable:
 
 
 def jit_eval_step(step: Callable, mesh: Mesh, sharding: Any) -> Callable:
-    """``step(state, batch) -> (measurements, predictions)`` (``train.eval_step``) compiled
+    """``step(state, batch) -> (measurements, predictions)`` (``objective.eval_step``) compiled
     for the mesh. Measurements and predictions come back replicated, so every process (and
     process 0, which draws them) can read them."""
     same = replicated(mesh)

@@ -1,10 +1,9 @@
-"""fcnjax.xla: the compiler options fcnjax compiles with, and that they change no result."""
+"""fcnjax.run.xla: the compiler options fcnjax compiles with, and that they change no result."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from fcnjax import xla
+from fcnjax.run import xla
 
 
 def conv(x, w):

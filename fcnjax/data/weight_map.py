@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-from fcnjax.losses import IGNORE_LABEL, median_frequency_weights
+from fcnjax.data.classes import VOID, median_frequency_weights
 
 W0 = 10.0
 SIGMA = 5.0
@@ -83,12 +83,12 @@ def class_counts(label: np.ndarray, num_classes: int) -> np.ndarray:
 def border_weights(label: np.ndarray, *, num_classes: int = 2, cell_class: int = 1,
                    w0: float = W0, sigma: float = SIGMA,
                    class_weights: Sequence[float] | None = None,
-                   ignore_label: int = IGNORE_LABEL, cutoff: float | None = None) -> np.ndarray:
+                   ignore_label: int = VOID, cutoff: float | None = None) -> np.ndarray:
     """The paper's weight map of one label image.
 
     label: int (H, W) class ids, ``ignore_label`` void. class_weights: w_c per class; by
     default median-frequency weights of this label's own class counts
-    (:func:`fcnjax.losses.median_frequency_weights`). Returns float32 (H, W), 0 on void.
+    (:func:`fcnjax.data.classes.median_frequency_weights`). Returns float32 (H, W), 0 on void.
     """
     label = np.asarray(label)
     if label.ndim != 2:

@@ -4,14 +4,14 @@ import os
 import subprocess
 import sys
 
-from fcnjax import compile_cache
+from fcnjax.run import compile_cache
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # compile one program with the cache in argv[1]; print how many cache hits JAX counted
 PROGRAM = """
 import sys, jax, jax.numpy as jnp
-from fcnjax import compile_cache
+from fcnjax.run import compile_cache
 hits = []
 jax.monitoring.register_event_listener(
     lambda event, **kw: hits.append(event) if event.endswith("cache_hits") else None)

@@ -1,6 +1,6 @@
 """Fingerprints of arrays: 64 bits per array, the same wherever and however it is laid out.
 
-Orbax writes no checksum of array data, so :mod:`fcnjax.checkpoint` saves these beside each
+Orbax writes no checksum of array data, so :mod:`fcnjax.run.checkpoint` saves these beside each
 checkpoint (:func:`record`) and compares them after a restore (:func:`verify`). Each is two
 32-bit sums of a bijective mix of the array's 32-bit words and their positions: any one
 changed word changes both sums, and integer addition gives the same sum whatever the order

@@ -1,13 +1,13 @@
 """Weight surgery: PyTorch weights into fcnjax parameter trees, and nets grown in stages.
 
-This is the one module that knows foreign layouts and names. PyTorch keeps convolution
-kernels OIHW, transposed-convolution kernels IOHW and fully connected weights as
-``(out, C*H*W)`` (flattened in C, H, W order); fcnjax keeps HWIO kernels. Every converter
-maps names through the model's own structure (its backbone table and head plan), checks
-every key and shape before converting anything, and returns a plain numpy tree.
+PyTorch keeps convolution kernels OIHW, transposed-convolution kernels IOHW and fully
+connected weights as ``(out, C*H*W)`` (flattened in C, H, W order); fcnjax keeps HWIO
+kernels (:mod:`fcnjax.weights.layouts`). Every converter maps names through the model's own
+structure (its backbone table and head plan), checks every key and shape before converting
+anything, and returns a plain numpy tree.
 
-Weight files are read with ``torch.load(weights_only=True)`` and nothing else: a file
-that would need to run code to load is refused, never unpickled.
+Weight files are read by :mod:`fcnjax.weights.pytorch` (``torch.load(weights_only=True)``
+and nothing else: a file that would need to run code to load is refused, never unpickled).
 
 Typical use::
 
@@ -19,171 +19,28 @@ Typical use::
 from __future__ import annotations
 
 import dataclasses
-import os
-import pickle
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from fcnjax.models import layers
 from fcnjax.models.trunk import ConvLayer, Trunk
 from fcnjax.models.vgg import VGG16_STAGES, vgg16
+from fcnjax.weights import pytorch
+from fcnjax.weights.layouts import (CONV, DECONV, LINEAR, SAME, Layout, WeightFileError,
+                                    check_bilinear, mismatch_report, param_shapes)
+from fcnjax.weights.pytorch import Weights
 
 Shape = tuple[int, ...]
 Path = tuple[str, ...]
 StateDict = Mapping[str, np.ndarray]
-Weights = Union[StateDict, str, os.PathLike]
-
-STATE_DICT_KEYS = ("model_state_dict", "state_dict", "model")
-"""Keys under which checkpoints wrap their state dict (pytorch-fcn uses the first)."""
-
-BILINEAR_TOLERANCE = 1e-6
-"""Largest difference from the bilinear kernel accepted for a fixed upsampling layer."""
-
-
-class WeightFileError(ValueError):
-    """A weight file or state dict that cannot be used: unsafe, unreadable or mismatched."""
-
-
-def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a PyTorch ``.pth`` file into ``{key: numpy array}`` (floats as float32).
-
-    Accepts a bare state dict or a checkpoint wrapping one under a key of
-    :data:`STATE_DICT_KEYS` (pytorch-fcn saves ``{"model_state_dict": ...}``). Only
-    ``torch.load(weights_only=True)`` is used; a file it refuses raises
-    :class:`WeightFileError`. A missing file raises ``FileNotFoundError``.
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"no PyTorch weight file at {path!r}")
-    import torch  # optional dependency: only reading .pth files needs it
-
-    try:
-        contents = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise WeightFileError(
-            f"refused to load {path!r}: it is not a plain tensor file. Loading it would "
-            "execute code or rebuild objects other than tensors and containers, which "
-            f"torch.load(weights_only=True) forbids ({_unpickler_reason(error)}). Load it "
-            "without weights_only only if you trust its source, and re-save "
-            "model.state_dict() with torch.save.") from error
-    except OSError:
-        raise
-    except Exception as error:  # torch raises KeyError, EOFError, RuntimeError on junk
-        raise WeightFileError(f"could not read {path!r} as a PyTorch weight file: "
-                              f"{type(error).__name__}: {error}") from error
-    return {key: _as_numpy(value) for key, value in _find_state_dict(contents, path).items()}
-
-
-def _unpickler_reason(error: Exception) -> str:
-    """The useful line of torch's weights_only refusal ("GLOBAL os.system was not allowed")."""
-    message = str(error)
-    _, _, detail = message.partition("WeightsUnpickler error:")
-    reason = (detail.strip() or message).split("\n")[0]
-    return reason.split(". Please")[0].strip()
-
-
-def _is_tensor_dict(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and all(
-        isinstance(k, str) and hasattr(v, "shape") for k, v in obj.items())
-
-
-def _find_state_dict(contents: Any, source: str) -> Mapping[str, Any]:
-    """The state dict itself, or the one a checkpoint wraps."""
-    if _is_tensor_dict(contents):
-        return contents
-    if isinstance(contents, Mapping):
-        for key in STATE_DICT_KEYS:
-            if _is_tensor_dict(contents.get(key)):
-                return contents[key]
-        found = f"a mapping with keys {sorted(map(str, contents))[:10]}"
-    else:
-        found = f"a {type(contents).__name__}"
-    raise WeightFileError(f"{source!r} holds {found}, not a state dict: expected a mapping "
-                          f"of names to tensors, bare or under one of {STATE_DICT_KEYS}")
-
-
-def _as_numpy(value: Any) -> np.ndarray:
-    """A torch tensor or array-like as a numpy array; floating tensors become float32."""
-    if hasattr(value, "detach"):  # torch.Tensor, without importing torch
-        value = value.detach().cpu()
-        if value.is_floating_point():
-            value = value.float()
-        return value.numpy()
-    return np.asarray(value)
-
-
-def _resolve(weights: Weights) -> tuple[dict[str, np.ndarray], str]:
-    """(numpy state dict, name for messages) from a path or an in-memory state dict."""
-    if isinstance(weights, (str, os.PathLike)):
-        return load_state_dict(weights), repr(os.fspath(weights))
-    return {k: _as_numpy(v) for k, v in weights.items()}, "state dict"
-
-
-@dataclasses.dataclass(frozen=True)
-class Layout:
-    """How PyTorch stores a parameter that fcnjax keeps with shape ``ours``.
-
-    file_shape: our shape -> the shape in the file.
-    to_ours: (file array, our shape) -> array in our layout.
-    """
-
-    name: str
-    file_shape: Callable[[Shape], Shape]
-    to_ours: Callable[[np.ndarray, Shape], np.ndarray]
-
-
-def _transpose(array: np.ndarray, axes: tuple[int, ...], block: int = 16) -> np.ndarray:
-    """``array.transpose(axes)`` as a C-contiguous copy, made a few rows of axis 0 at a time.
-
-    Copying a 400 MB OIHW kernel to HWIO in one go reads memory at a 100 KB stride per
-    element; by blocks, each source block stays in cache (about 3x faster for fc6).
-    """
-    out = np.empty([array.shape[i] for i in axes], array.dtype)
-    where = [slice(None)] * array.ndim
-    for start in range(0, array.shape[0], block):
-        where[axes.index(0)] = slice(start, start + block)
-        out[tuple(where)] = array[start:start + block].transpose(axes)
-    return out
-
-
-SAME = Layout("as is", lambda s: tuple(s), lambda a, s: a)
-CONV = Layout("Conv2d OIHW", lambda s: (s[3], s[2], s[0], s[1]),
-              lambda a, s: _transpose(a, (2, 3, 1, 0)))
-DECONV = Layout("ConvTranspose2d IOHW", lambda s: (s[2], s[3], s[0], s[1]),
-                lambda a, s: _transpose(a, (2, 3, 0, 1)))
-LINEAR = Layout("Linear (out, C*H*W)", lambda s: (s[3], s[2] * s[0] * s[1]),
-                lambda a, s: CONV.to_ours(a.reshape(CONV.file_shape(s)), s))
-"""A fully connected layer over a C x H x W map, as the H x W VALID conv it equals."""
-
 
 def _shapes(tree: Any) -> dict[str, Shape]:
     """``{"trunk/conv1_1/kernel": shape}`` for every leaf (arrays or ShapeDtypeStructs)."""
     return {"/".join(path): tuple(leaf.shape)
             for path, leaf in traverse_util.flatten_dict(tree).items()}
-
-
-def mismatch_report(expected: Mapping[str, Shape], found: Mapping[str, Shape],
-                    found_as: str = "file") -> str | None:
-    """Missing keys, unexpected keys and shape mismatches as text, or None if they match."""
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    wrong = [(k, tuple(found[k]), tuple(expected[k])) for k in expected
-             if k in found and tuple(found[k]) != tuple(expected[k])]
-    if not (missing or unexpected or wrong):
-        return None
-    lines = []
-    if missing:
-        lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
-    if unexpected:
-        lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
-    if wrong:
-        lines.append(f"  shape mismatches ({len(wrong)}):")
-        lines += [f"    {k}: {found_as} {f}, expected {e}" for k, f, e in wrong]
-    return "\n".join(lines)
 
 
 def check_matches(expected_tree: Any, converted_tree: Any, source: str = "converted params"
@@ -192,9 +49,9 @@ def check_matches(expected_tree: Any, converted_tree: Any, source: str = "conver
 
     expected_tree: e.g. ``jax.eval_shape(model.init, key, image)["params"]``.
     """
-    report = mismatch_report(_shapes(expected_tree), _shapes(converted_tree), "found")
+    report = mismatch_report(_shapes(expected_tree), _shapes(converted_tree))
     if report:
-        raise WeightFileError(f"{source} does not match the model's parameters:\n{report}")
+        raise WeightFileError(f"{source} does not match the model's parameters: {report}")
 
 
 def _check_keys(state_dict: StateDict, keys: Mapping[str, tuple[Path, Layout]],
@@ -213,7 +70,7 @@ def _check_keys(state_dict: StateDict, keys: Mapping[str, tuple[Path, Layout]],
     found = {k: tuple(np.shape(v)) for k, v in state_dict.items() if k not in ignored}
     report = mismatch_report(want, found)
     if report:
-        raise WeightFileError(f"{source} does not match the model:\n{report}")
+        raise WeightFileError(f"{source} does not match the model: {report}")
 
 
 def _convert(state_dict: StateDict, keys: Mapping[str, tuple[Path, Layout]],
@@ -227,12 +84,6 @@ def _convert(state_dict: StateDict, keys: Mapping[str, tuple[Path, Layout]],
     converted = traverse_util.unflatten_dict(flat)
     check_matches(expected_tree, converted, f"params converted from {source}")
     return converted
-
-
-def _param_shapes(module: Any, in_channels: int) -> Any:
-    """The module's parameter tree as ShapeDtypeStructs (nothing is computed)."""
-    image = jnp.zeros((1, 32, 32, in_channels), jnp.float32)
-    return jax.eval_shape(module.init, jax.random.key(0), image)["params"]
 
 
 def torchvision_vgg16_keys() -> dict[str, tuple[Path, Layout]]:
@@ -266,8 +117,8 @@ def from_torchvision_vgg16(weights: Weights) -> dict:
     (1, 1, 4096, 4096) one: the paper's "convolutionalization". Returns the tree that
     goes under ``params["trunk"]`` of any VGG16 FCN (see :func:`stage_init`).
     """
-    state_dict, source = _resolve(weights)
-    expected = _param_shapes(Trunk(vgg16()), in_channels=3)
+    state_dict, source = pytorch.read(weights)
+    expected = param_shapes(Trunk(vgg16()), 3)
     keys = torchvision_vgg16_keys()
     _check_keys(state_dict, keys, expected, source, ignored=TORCHVISION_IGNORED)
     return _convert(state_dict, keys, expected, source)
@@ -317,11 +168,11 @@ def from_pytorch_fcn(weights: Weights, model: Any, *, in_channels: int = 3) -> d
       in the reference); learned ones need ``learnable_upsampling=True``.
     Raises :class:`WeightFileError` naming missing, unexpected and misshapen keys.
     """
-    state_dict, source = _resolve(weights)
+    state_dict, source = pytorch.read(weights)
     classes = model.num_classes
     checked = {} if model.learnable_upsampling else {
         f"{name}.weight": (classes, classes, k, k) for name, k in upscore_kernels(model).items()}
-    expected = _param_shapes(model, in_channels)
+    expected = param_shapes(model, in_channels)
     keys = pytorch_fcn_keys(model)
     _check_keys(state_dict, keys, expected, source, checked=checked)
     _check_bilinear(state_dict, model, source)
@@ -332,17 +183,9 @@ def _check_bilinear(state_dict: StateDict, model: Any, source: str) -> None:
     """With fixed upsampling, every ``upscore*`` weight in the file must be bilinear."""
     if model.learnable_upsampling:
         return
-    bad = []
-    for name, kernel in upscore_kernels(model).items():
-        ours = DECONV.to_ours(np.asarray(state_dict[f"{name}.weight"]), ())
-        error = float(np.max(np.abs(ours - layers.bilinear_kernel(kernel, model.num_classes))))
-        if error > BILINEAR_TOLERANCE:
-            bad.append(f"{name}.weight (max |difference| {error:.3g})")
-    if bad:
-        raise WeightFileError(
-            f"{source}: {', '.join(bad)} differ from the bilinear kernel, but the model's "
-            "upsampling is fixed; build it with learnable_upsampling=True to load learned "
-            "upsampling weights")
+    kernels = {f"{name}.weight": DECONV.to_ours(np.asarray(state_dict[f"{name}.weight"]), ())
+               for name in upscore_kernels(model)}
+    check_bilinear(kernels, source)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,74 +12,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from fcnjax.losses import IGNORE_LABEL
-
-VOID_COLOR = (224, 224, 192)
-"""Colour of void pixels (label 255), as in PASCAL VOC's label PNGs."""
-
-CLASS_SETS: Mapping[str, tuple[str, ...]] = {
-    "voc": ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
-            "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
-            "pottedplant", "sheep", "sofa", "train", "tvmonitor"),
-    "camvid": ("sky", "building", "pole", "road", "pavement", "tree", "signsymbol", "fence",
-               "car", "pedestrian", "bicyclist"),
-    "isbi2012": ("membrane", "cell"),
-    "nyud40": ("wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window",
-               "bookshelf", "picture", "counter", "blinds", "desk", "shelves", "curtain",
-               "dresser", "pillow", "mirror", "floor mat", "clothes", "ceiling", "books",
-               "refrigerator", "television", "paper", "towel", "shower curtain", "box",
-               "whiteboard", "person", "night stand", "toilet", "sink", "lamp", "bathtub",
-               "bag", "otherstructure", "otherfurniture", "otherprop"),
-    "siftflow": ("awning", "balcony", "bird", "boat", "bridge", "building", "bus", "car",
-                 "cow", "crosswalk", "desert", "door", "fence", "field", "grass", "moon",
-                 "mountain", "person", "plant", "pole", "river", "road", "rock", "sand", "sea",
-                 "sidewalk", "sign", "sky", "staircase", "streetlight", "sun", "tree",
-                 "window"),
-    "pascal_context": ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus",
-                       "car", "cat", "chair", "cow", "diningtable", "dog", "horse",
-                       "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
-                       "tvmonitor", "bag", "bed", "bench", "book", "building", "cabinet",
-                       "ceiling", "clothes", "computer", "cup", "door", "fence", "floor",
-                       "flower", "food", "grass", "ground", "keyboard", "light", "mountain",
-                       "mouse", "curtain", "platform", "sign", "plate", "road", "rock",
-                       "shelves", "sidewalk", "sky", "snow", "bedcloth", "track", "tree",
-                       "truck", "wall", "water", "window", "wood"),
-}
-"""Class names of each dataset by class id (``config.eval.classes``)."""
-
-CAMVID_COLORS = ((128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128),
-                 (60, 40, 222), (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128),
-                 (64, 64, 0), (0, 128, 192))
-"""SegNet's display colours of CamVid's 11 classes; other class sets use VOC's colour map."""
-
-
-def palette(num_classes: int) -> np.ndarray:
-    """uint8 (num_classes, 3) colours: the PASCAL VOC colour map (0 black, 1 dark red, ...).
-
-    Class c spreads its bits over the channels: bit 3k of c sets bit 7-k of red,
-    bit 3k+1 of green, bit 3k+2 of blue.
-    """
-    colors = np.zeros((num_classes, 3), np.uint8)
-    for c in range(num_classes):
-        code = c
-        for k in range(8):
-            for channel in range(3):
-                colors[c, channel] |= ((code >> channel) & 1) << (7 - k)
-            code >>= 3
-    return colors
-
-
-def class_colors(classes: str, num_classes: int) -> np.ndarray:
-    """uint8 (num_classes, 3) colours of a class set: SegNet's for "camvid", else VOC's."""
-    if classes == "camvid" and num_classes <= len(CAMVID_COLORS):
-        return np.array(CAMVID_COLORS[:num_classes], np.uint8)
-    return palette(num_classes)
-
-
-def class_names(classes: str, num_classes: int) -> list[str]:
-    """Names of ``num_classes`` classes from CLASS_SETS; "class <i>" where the set has none."""
-    names = CLASS_SETS.get(classes, ())
-    return [names[i] if i < len(names) else f"class {i}" for i in range(num_classes)]
+from fcnjax.data.classes import VOID, VOID_COLOR, class_names, palette
 
 
 def colorize(label: np.ndarray, num_classes: int,
@@ -91,7 +24,7 @@ def colorize(label: np.ndarray, num_classes: int,
     label = np.asarray(label)
     colors = palette(num_classes) if colors is None else np.asarray(colors, np.uint8)
     colors = np.concatenate([colors, np.array([VOID_COLOR], np.uint8)])
-    index = np.where((label >= 0) & (label < num_classes) & (label != IGNORE_LABEL),
+    index = np.where((label >= 0) & (label < num_classes) & (label != VOID),
                      label, num_classes)
     return colors[index]
 
@@ -163,7 +96,7 @@ def classes_present(labels: Iterable[np.ndarray], num_classes: int) -> tuple[lis
     """The class ids (sorted) that occur in any of the int ``labels`` arrays, and whether
     any void pixel (255 or another id outside 0..num_classes-1) does."""
     seen = np.unique(np.concatenate([np.unique(np.asarray(label)) for label in labels]))
-    ids = [int(c) for c in seen if 0 <= c < num_classes and c != IGNORE_LABEL]
+    ids = [int(c) for c in seen if 0 <= c < num_classes and c != VOID]
     return ids, len(ids) < len(seen)
 
 

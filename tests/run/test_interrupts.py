@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM stop a run cleanly (fcnjax.interrupts): the handlers set a flag and come
+"""SIGINT and SIGTERM stop a run cleanly (fcnjax.run.interrupts): the handlers set a flag and come
 back; a real training run saves the step it was at, says so in one line and resumes from it;
 a signal while the first step compiles ends the process at once, with no crash."""
 
@@ -14,10 +14,28 @@ import time
 
 import pytest
 
-from fcnjax import interrupts
+from fcnjax.run import interrupts
 
-ROOT = pathlib.Path(__file__).parent.parent
+ROOT = pathlib.Path(__file__).parents[2]
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+PYTHON = [sys.executable, "-c", "import os, signal, sys; "
+          "signal.signal(signal.SIGINT, signal.SIG_DFL); "
+          "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"]
+"""``python`` for every subprocess these tests signal: SIGINT at its default, whatever this
+process was given (a background job of a script inherits SIGINT ignored, and Python then
+installs no handler for StopRequests to take over). An exec, not a ``preexec_fn``: no fork
+of this multithreaded process."""
+
+
+@pytest.fixture(autouse=True)
+def python_sigint_handler():
+    """Each test starts as a foreground ``python`` does: SIGINT to KeyboardInterrupt, even
+    when this process inherited it ignored (``pytest &`` in a script)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def wakeup_fd():
@@ -67,7 +85,7 @@ def test_outside_the_main_thread_nothing_is_installed():
 
 ESCALATE = """
 import os, signal, sys, time
-from fcnjax import interrupts
+from fcnjax.run import interrupts
 with interrupts.StopRequests(int(sys.argv[2]),
                              exit_while_compiling=sys.argv[1] != "patient") as stop:
     stop.at_exit(lambda: print("released", flush=True))
@@ -94,7 +112,7 @@ WAIT_THEN_EXIT = ["saving a checkpoint before stopping, please wait",
 ])
 def test_a_second_signal_says_wait_a_third_or_one_while_compiling_exits_at_once(
         phase, start, status, lines):
-    run = subprocess.run([sys.executable, "-c", ESCALATE, phase, str(start)], cwd=ROOT,
+    run = subprocess.run([*PYTHON, "-c", ESCALATE, phase, str(start)], cwd=ROOT,
                          capture_output=True, text=True, timeout=30, check=False)
     assert run.returncode == status and run.stdout == "released\n"
     said = [line for line in run.stderr.splitlines() if line]
@@ -102,6 +120,17 @@ def test_a_second_signal_says_wait_a_third_or_one_while_compiling_exits_at_once(
     for line, wanted in zip(said, lines):
         assert line.startswith(f"fcnjax.train: {wanted}")
 
+
+
+def test_the_signalled_subprocesses_do_not_inherit_an_ignored_sigint():
+    """As in ``pytest -n 2 &`` from a script: SIGINT ignored here must not reach the child."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        test_a_second_signal_says_wait_a_third_or_one_while_compiling_exits_at_once(
+            "compiling", 0, 130, ["interrupted by SIGINT while compiling; nothing was "
+                                  "trained yet, nothing to save"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 def tiny_config(steps):
     """The sample shrunk (a 2-level, 4-channel U-Net on 32x32 crops), evaluating every 2
@@ -122,8 +151,9 @@ def tiny_config(steps):
 ])
 def test_the_loop_saves_the_step_a_signal_came_in_and_raises_interrupted(
         tmp_path, monkeypatch, during, stopped_at, evaluated):
-    from fcnjax import checkpoint, train
+    from fcnjax import train
     from fcnjax.data import pipeline
+    from fcnjax.run import checkpoint
 
     if during == "eval":
         original = train.log_eval
@@ -164,7 +194,7 @@ class Run:
     def __init__(self, workdir, *overrides, config="configs/sample.py"):
         self.started = time.monotonic()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "fcnjax.train", "--config", config, "--workdir",
+            [*PYTHON, "-m", "fcnjax.train", "--config", config, "--workdir",
              str(workdir), "--config.compile_cache=", *overrides], cwd=ROOT, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         self.out, self.err = bytearray(), bytearray()

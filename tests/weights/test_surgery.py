@@ -1,4 +1,4 @@
-"""fcnjax.surgery: PyTorch weights give PyTorch's numbers, bad files are refused, stages grow."""
+"""fcnjax.weights.surgery: PyTorch weights give PyTorch's numbers, bad files are refused, stages grow."""
 
 import os
 import pickle
@@ -11,9 +11,10 @@ from flax import traverse_util
 
 torch = pytest.importorskip("torch")
 
-from fcnjax import models, surgery  # noqa: E402
+from fcnjax import models  # noqa: E402
 from fcnjax.models.trunk import Trunk  # noqa: E402
 from fcnjax.models.vgg import vgg16  # noqa: E402
+from fcnjax.weights import pytorch, surgery  # noqa: E402
 from tests import torch_reference  # noqa: E402
 
 SIZES = ((37, 50), (48, 48))
@@ -132,7 +133,7 @@ def test_code_executing_weight_file_is_refused(tmp_path, writer):
     else:
         torch.save(payload, path)
     with pytest.raises(surgery.WeightFileError, match="would execute code") as info:
-        surgery.load_state_dict(path)
+        pytorch.load_state_dict(path)
     assert str(path) in str(info.value)
     assert not marker.exists()
     # The payload is live: unsafe loading would indeed have run it.
@@ -144,15 +145,15 @@ def test_code_executing_weight_file_is_refused(tmp_path, writer):
 
 def test_missing_and_junk_files_raise_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.pth"):
-        surgery.load_state_dict(tmp_path / "nowhere.pth")
+        pytorch.load_state_dict(tmp_path / "nowhere.pth")
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"not a weight file at all")
     with pytest.raises(surgery.WeightFileError, match="junk.pth"):
-        surgery.load_state_dict(junk)
+        pytorch.load_state_dict(junk)
     not_weights = tmp_path / "list.pth"
     torch.save([1, 2, 3], not_weights)
     with pytest.raises(surgery.WeightFileError, match="not a state dict"):
-        surgery.load_state_dict(not_weights)
+        pytorch.load_state_dict(not_weights)
 
 
 @pytest.mark.parametrize("wrap", [None, "model_state_dict", "state_dict"])
@@ -161,7 +162,7 @@ def test_saved_state_dict_round_trips(tmp_path, wrap):
              "half": torch.randn(5).half()}
     contents = state if wrap is None else {wrap: state, "epoch": 3, "arch": "FCN8s"}
     torch.save(contents, tmp_path / "w.pth")
-    loaded = surgery.load_state_dict(os.fspath(tmp_path / "w.pth"))
+    loaded = pytorch.load_state_dict(os.fspath(tmp_path / "w.pth"))
     assert set(loaded) == set(state)
     for key, tensor in state.items():
         assert loaded[key].dtype == np.float32
@@ -185,7 +186,7 @@ def test_mismatched_state_dict_names_missing_unexpected_and_misshapen_keys():
     message = str(info.value)
     assert "missing keys (1): conv3_2.bias" in message
     assert "unexpected keys (1): score_extra.weight" in message
-    assert "score_fr.weight: file (22, 4096, 1, 1), expected (21, 4096, 1, 1)" in message
+    assert "score_fr.weight: found (22, 4096, 1, 1), expected (21, 4096, 1, 1)" in message
 
 
 def test_mismatched_file_is_named(tmp_path):
@@ -195,7 +196,7 @@ def test_mismatched_file_is_named(tmp_path):
         surgery.from_pytorch_fcn(path, models.fcn8s())
     message = str(info.value)
     assert str(path) in message and "score_pool3.weight" in message and "upscore8.weight" in message
-    assert "conv1_1.weight: file (64, 3, 5, 5), expected (64, 3, 3, 3)" in message
+    assert "conv1_1.weight: found (64, 3, 5, 5), expected (64, 3, 3, 3)" in message
 
 
 def test_learned_upscore_needs_learnable_upsampling():

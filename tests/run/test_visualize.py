@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fcnjax import reporting, visualize
+from fcnjax.data.classes import VOID_COLOR, class_colors, class_names, palette
+from fcnjax.run import reporting, visualize
 
-CAMVID = visualize.class_colors("camvid", 11)
-NAMES = visualize.class_names("camvid", 11)
+CAMVID = class_colors("camvid", 11)
+NAMES = class_names("camvid", 11)
 
 
 def count(picture, color):
@@ -33,7 +34,7 @@ def test_grid_of_mixed_sizes_shows_every_panel_in_its_class_colours():
     assert grid.dtype == np.uint8 and grid.ndim == 3 and grid.shape[2] == 3
     for c in (1, 2, 3, 4):  # truth and prediction regions: far more than a legend swatch
         assert count(grid, CAMVID[c]) > 2000, NAMES[c]
-    assert count(grid, visualize.VOID_COLOR) > 2000
+    assert count(grid, VOID_COLOR) > 2000
     assert count(grid, CAMVID[10]) == 0  # a class that occurs nowhere is not in the legend
 
 
@@ -42,7 +43,7 @@ def test_grid_takes_stacked_arrays_and_refuses_mismatched_sizes():
     labels = rng.integers(0, 2, (2, 64, 48))
     grid = visualize.comparison_grid(rng.normal(size=(2, 64, 48, 1)), labels, 1 - labels, 2)
     assert grid.dtype == np.uint8 and grid.shape[2] == 3
-    assert count(grid, visualize.palette(2)[1]) > 1000
+    assert count(grid, palette(2)[1]) > 1000
     with pytest.raises(ValueError, match="example 1: image"):
         visualize.comparison_grid([np.zeros((4, 4, 3))] * 2, [np.zeros((4, 4))] * 2,
                                   [np.zeros((4, 4)), np.zeros((4, 5))], 2)
@@ -118,7 +119,7 @@ def test_confusion_heatmap_colours_cells_by_row_percent_and_greys_empty_rows():
     assert count(picture, full) > 3000  # the 100% cell
     assert count(picture, (224, 224, 224)) > 3000  # the class with no pixels: grey
     many = visualize.confusion_heatmap(np.eye(40, dtype=int) * 5,
-                                       visualize.class_names("nyud40", 40))
+                                       class_names("nyud40", 40))
     assert many.shape[0] > picture.shape[0] and count(many, full) > 40 * 100
     with pytest.raises(ValueError, match="2 class names"):
         visualize.confusion_heatmap(np.eye(3), ["a", "b"])
@@ -171,8 +172,8 @@ def test_overlay_with_legend_keeps_the_blend_and_lists_the_classes_present():
 
 
 def test_legend_strip_wraps_into_more_rows_when_narrow():
-    colors = visualize.palette(12)
-    names = visualize.class_names("voc", 12)
+    colors = palette(12)
+    names = class_names("voc", 12)
     wide = visualize.legend_strip(names, colors, 1600)
     narrow = visualize.legend_strip(names, colors, 300)
     assert wide.shape[0] < narrow.shape[0] and narrow.shape[1] <= 301

@@ -3,7 +3,7 @@
 Checkpoints live in ``<workdir>/checkpoints/<step>`` (the newest few, to resume) and
 ``<workdir>/best/<step>`` (the best evaluated by mean IU). A train state is saved as its state
 dict (``flax.serialization.to_state_dict``: step, params, opt_state), so restoring needs a
-template state of the same structure, which ``train.create_train_state`` provides; a
+template state of the same structure, which ``fcnjax.run.state.create_train_state`` provides; a
 checkpoint of another model (other layers or shapes) is refused with ``CheckpointMismatch``
 naming the differences.
 
@@ -11,7 +11,7 @@ Checksums. Orbax writes no checksum of array data (zarr3's ``crc32c`` covers a s
 index only, and ocdbt none), so a flipped byte restores silently. Each save therefore adds a
 second orbax item, ``<step>/checksums/metadata`` (JSON, written by process 0 and finalised
 with the step, atomically, like the arrays): for every array its shape, dtype and a 64-bit
-fingerprint of its bits (:mod:`fcnjax.fingerprint`: the same on the host and on devices,
+fingerprint of its bits (:mod:`fcnjax.run.fingerprint`: the same on the host and on devices,
 sharded or not, on every process). A restore recomputes them on the restored arrays and
 compares. Checkpoints written before (no ``checksums``) still restore; for them only what can
 be checked is: that every file reads and that no float is NaN or infinite.
@@ -34,6 +34,7 @@ from __future__ import annotations
 import gc
 import glob
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -46,7 +47,9 @@ import orbax.checkpoint as ocp
 from etils import epath
 from tqdm import tqdm
 
-from fcnjax import fingerprint
+from fcnjax.run import fingerprint
+from fcnjax.run.errors import DEBUG_ENV, UserError
+from fcnjax.weights.layouts import mismatch_report
 
 State = TypeVar("State")
 BEST_METRIC = "mean_iu"
@@ -55,11 +58,11 @@ CHECKSUMS = "checksums"  # the checksums' orbax item: <step>/checksums/metadata 
 CORRUPT_SUFFIX = ".corrupt"
 
 
-class CheckpointMismatch(ValueError):
+class CheckpointMismatch(UserError, ValueError):
     """A checkpoint whose arrays do not fit the model being restored (another model)."""
 
 
-class CorruptCheckpoint(ValueError):
+class CorruptCheckpoint(UserError, ValueError):
     """A checkpoint that cannot be read back as it was saved: missing, truncated or
     unreadable files, or values that differ from their checksums."""
 
@@ -68,7 +71,7 @@ class CorruptCheckpoint(ValueError):
         super().__init__(f"checkpoint {step} in {folder} is damaged ({reason}){advice}")
 
 
-class CheckpointSaveFailed(OSError):
+class CheckpointSaveFailed(UserError, OSError):
     """A checkpoint could not be written (an unwritable or vanished folder, a full disk)."""
 
 
@@ -84,8 +87,28 @@ def _options(**options: Any) -> ocp.CheckpointManagerOptions:
         async_options=ocp.AsyncOptions(create_directories_asynchronously=False), **options)
 
 
+class OrbaxErrorFilter(logging.Filter):
+    """Drops the ERROR records orbax's own modules log (with a traceback each, one per
+    writer thread: 86-180 of them when the disk fills). fcnjax raises every orbax failure
+    as one exception with its cause (CheckpointSaveFailed, CorruptCheckpoint) instead.
+    ``FCNJAX_DEBUG`` (``--debug``) keeps them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from_orbax = f"{os.sep}orbax{os.sep}" in (record.pathname or "")
+        return not (from_orbax and record.levelno >= logging.ERROR
+                    and os.environ.get(DEBUG_ENV, "") in ("", "0"))
+
+
+def _quiet_orbax_errors() -> None:
+    """Install :class:`OrbaxErrorFilter` on the logger orbax writes to (absl's), once."""
+    logger = logging.getLogger("absl")
+    if not any(isinstance(f, OrbaxErrorFilter) for f in logger.filters):
+        logger.addFilter(OrbaxErrorFilter())
+
+
 def _manager(folder: str, options: ocp.CheckpointManagerOptions) -> ocp.CheckpointManager:
     """A manager over ``folder`` of the two items a step holds: the state and its checksums."""
+    _quiet_orbax_errors()
     return ocp.CheckpointManager(folder, options=options, item_names=(ITEM, CHECKSUMS))
 
 
@@ -151,6 +174,7 @@ def _kept(folder: str) -> str:
 
 def _save_failed(folder: str, step: int | None, cause: str) -> CheckpointSaveFailed:
     """The one-line error of a save that failed."""
+    _silence_orbax_leftovers()  # its writer threads' debris: "Event loop is closed"
     which = f"checkpoint {step}" if step is not None else "a checkpoint"
     return CheckpointSaveFailed(f"could not save {which} in {folder} ({cause}): {_kept(folder)}; "
                                 "make the folder writable (or free space) and rerun to resume")
@@ -271,19 +295,12 @@ def check_compatible(manager: ocp.CheckpointManager, step: int, template: Any) -
     """
     path = os.path.join(str(manager.directory), str(step), ITEM)
     saved = _shapes(ocp.StandardCheckpointHandler().metadata(epath.Path(path)).tree)
-    wanted = _shapes(template)
-    missing = fingerprint.params_first(set(wanted) - set(saved))
-    unexpected = fingerprint.params_first(set(saved) - set(wanted))
-    shapes = [f"{k} {saved[k]} (model: {wanted[k]})"
-              for k in fingerprint.params_first(set(saved) & set(wanted)) if saved[k] != wanted[k]]
-    if missing or unexpected or shapes:
-        parts = [f"{len(names)} {what}: {', '.join(names[:5])}" + (" ..." if len(names) > 5
-                                                                   else "")
-                 for what, names in (("missing", missing), ("unexpected", unexpected),
-                                     ("wrong shape", shapes)) if names]
+    report = mismatch_report(_shapes(template), saved, what="arrays", limit=5,
+                             order=fingerprint.params_first)
+    if report:
         raise CheckpointMismatch(
             f"checkpoint {path} does not fit this model (is it from another model or "
-            f"config?): {'; '.join(parts)}")
+            f"config?): {report}")
 
 
 def _orbax_leftover(unraisable: Any) -> bool:
@@ -485,8 +502,10 @@ def latest_step(workdir: str) -> int | None:
         return manager.latest_step()
 
 
-def restore_params(workdir: str) -> Any:
-    """The ``params`` of the newest checkpoint in ``workdir`` (as nested dicts of arrays).
+def restore_params(path: str) -> Any:
+    """The ``params`` of the checkpoint ``path`` names (as nested dicts of arrays): a
+    workdir, its ``checkpoints/`` or ``best/`` folder or one step folder, as ``--checkpoint``
+    takes (:func:`locate`).
 
     Used to start one training stage from another (FCN-16s from FCN-32s) by name. With no
     template the arrays keep the layout they were saved with where this process's devices
@@ -494,11 +513,8 @@ def restore_params(workdir: str) -> Any:
     1) lands whole on this process's first device instead. Read-only: a damaged checkpoint
     raises CorruptCheckpoint naming the intact ones.
     """
-    step = latest_step(workdir)
-    if step is None:
-        raise FileNotFoundError(f"no checkpoint in {checkpoint_dir(workdir)}")
+    folder, step = locate(path)
     here = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    folder = checkpoint_dir(workdir)
     with _reader(folder) as manager:
         try:
             restored = _read(manager, step, ocp.args.StandardRestore(fallback_sharding=here))

@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fcnjax import checkpoint
-from fcnjax.errors import ConfigError
+from fcnjax.run import checkpoint
+from fcnjax.run.errors import ConfigError, UserError
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -76,7 +76,7 @@ def check_unet_sizes(config: Any) -> None:
                                   f"{error}") from None
 
 
-class UnwritableWorkdir(OSError):
+class UnwritableWorkdir(UserError, OSError):
     """The workdir cannot be created or written to."""
 
 
@@ -91,7 +91,7 @@ def prepare_workdir(workdir: str) -> None:
                                 f"({e.strerror or e}): pass a writable --workdir") from e
 
 
-class NonFiniteLoss(FloatingPointError):
+class NonFiniteLoss(UserError, FloatingPointError):
     """The loss (or the parameters) became NaN or infinite: training stopped."""
 
 

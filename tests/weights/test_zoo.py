@@ -14,13 +14,16 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
-from fcnjax import checkpoint, evaluate, models, surgery
-from fcnjax.errors import DataError
+from fcnjax import models
+from fcnjax import zoo as zoo_cli
 from fcnjax.models.alexnet import alexnet as full_alexnet
 from fcnjax.models.layers import bilinear_kernel
 from fcnjax.models.trunk import ConvLayer
 from fcnjax.models.vgg import vgg16
-from fcnjax.weights import caffe, caffe_pb2, zoo
+from fcnjax.run import checkpoint
+from fcnjax.run import state as run_state
+from fcnjax.run.errors import DataError
+from fcnjax.weights import caffe, caffe_pb2, layouts, sources, surgery, zoo
 
 
 def thin(backbone, divisor, least):
@@ -61,7 +64,7 @@ def synthetic_layers(keys, expected, seed=0):
                 shape = blob.layout.file_shape(tuple(expected[blob.path].shape))
                 arrays.append(rng.standard_normal(shape).astype(np.float32))
         kind = "Deconvolution" if name.startswith("upscore") else (
-            "InnerProduct" if blobs[0].layout is surgery.LINEAR else "Convolution")
+            "InnerProduct" if blobs[0].layout is layouts.LINEAR else "Convolution")
         layers[name] = (kind, arrays)
     return layers
 
@@ -120,9 +123,9 @@ def check_landed(params, keys, layers, prefix=()):
             if blob.path is None:
                 continue
             ours = flat[(*prefix, *blob.path)]
-            if blob.layout is surgery.CONV:
+            if blob.layout is layouts.CONV:
                 np.testing.assert_array_equal(ours, array.transpose(2, 3, 1, 0))
-            elif blob.layout is surgery.LINEAR:
+            elif blob.layout is layouts.LINEAR:
                 k = ours.shape[0]
                 np.testing.assert_array_equal(
                     ours, array.reshape(-1, ours.shape[2], k, k).transpose(2, 3, 1, 0))
@@ -241,12 +244,12 @@ def test_another_nets_file_names_missing_extra_and_misshapen_layers(tmp_path):
         zoo.load(path, "voc-fcn8s")
     message = one_line(error)
     assert "missing layers (5): score_pool4, score_pool3, upscore2, upscore_pool4, upscore8" in message
-    assert "extra layers (1): upscore" in message
+    assert "unexpected layers (1): upscore" in message
     with pytest.raises(caffe.CaffeModelMismatch) as error:
         zoo.load(path, "pascalcontext-fcn32s")
     message = one_line(error)
-    assert "wrong shapes (2): score_fr 21x64x1x1 + 21 (expected 60x64x1x1 + 60)" in message
-    assert "upscore 21x21x64x64 (expected 60x60x64x64)" in message
+    assert "wrong shapes (2): score_fr: found 21x64x1x1 + 21, expected 60x64x1x1 + 60" in message
+    assert "upscore: found 21x21x64x64, expected 60x60x64x64" in message
 
 
 def test_fixed_upsampling_must_be_bilinear_unless_learnable(tmp_path):
@@ -265,7 +268,7 @@ def test_fixed_upsampling_must_be_bilinear_unless_learnable(tmp_path):
 
 
 def test_zoo_list_prints_every_row(capsys):
-    zoo.main(["list"])
+    zoo_cli.main(["list"])
     out = capsys.readouterr().out
     for row in zoo.TABLE:
         assert row.name in out and (row.url or "(not published)") in out
@@ -275,7 +278,7 @@ def test_zoo_list_prints_every_row(capsys):
 def test_zoo_convert_writes_a_checkpoint_that_reads_back(tmp_path, capsys):
     path, _, _ = model_file(tmp_path, zoo.entry("voc-fcn16s"))
     out = tmp_path / "run"
-    zoo.main(["convert", str(path), "--model", "voc-fcn16s", "--out", str(out)])
+    zoo_cli.main(["convert", str(path), "--model", "voc-fcn16s", "--output", str(out)])
     assert "wrote" in capsys.readouterr().out
     assert (out / "checkpoints" / "0").is_dir() and (out / "config.json").is_file()
     restored = traverse_util.flatten_dict(checkpoint.restore_params(str(out)))
@@ -284,7 +287,7 @@ def test_zoo_convert_writes_a_checkpoint_that_reads_back(tmp_path, capsys):
     for key, value in expected.items():
         np.testing.assert_array_equal(np.asarray(restored[key]), value)
     config = zoo.load_config(os.path.join(zoo.configs_dir(), "fcn16s.py"))
-    state = evaluate.restore_state(config, str(out))  # what evaluate / predict do
+    state = run_state.restore_state(config, str(out))  # what evaluate / predict do
     assert int(state.step) == 0
     np.testing.assert_array_equal(state.params["score_pool4"]["bias"],
                                   expected[("score_pool4", "bias")])
@@ -295,25 +298,24 @@ def test_zoo_convert_errors_are_one_line(tmp_path, capsys):
     path, _, _ = model_file(tmp_path, zoo.entry("voc-fcn32s"))
     cut.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(SystemExit) as stop:
-        zoo.main(["convert", str(cut), "--model", "voc-fcn32s", "--out", str(tmp_path / "o")])
+        zoo_cli.main(["convert", str(cut), "--model", "voc-fcn32s", "--output", str(tmp_path / "o")])
     assert str(stop.value).startswith("fcnjax.zoo: error: ") and "truncated" in str(stop.value)
     with pytest.raises(SystemExit) as stop:
-        zoo.main(["convert", str(path), "--model", "voc-fcn99s", "--out", str(tmp_path / "o")])
+        zoo_cli.main(["convert", str(path), "--model", "voc-fcn99s", "--output", str(tmp_path / "o")])
     assert "unknown model 'voc-fcn99s'" in str(stop.value)
 
 
 def test_config_init_caffe_vgg16_starts_an_fcn_from_the_imagenet_caffemodel(tmp_path):
     """config.init.caffe_vgg16: the trunk comes from the file, the score layers are new."""
     from configs import fcn32s
-    from fcnjax import train
 
     path, _, layers = model_file(tmp_path, zoo.entry("vgg16-ilsvrc"))
     config = fcn32s.get_config()
     config.model.num_classes = 3
     config.init.caffe_vgg16 = str(path)
     model = models.build(config.model)
-    params = train.initial_params(config.init, model, jax.random.key(0, impl="rbg"),
-                                  (1, 32, 32, 3))
+    params = sources.initial_params(config.init, model, jax.random.key(0, impl="rbg"),
+                                    (1, 32, 32, 3))
     conv = layers["conv1_1"][1][0]  # (out, in, h, w)
     np.testing.assert_array_equal(np.asarray(params["trunk"]["conv1_1"]["kernel"]),
                                   conv.transpose(2, 3, 1, 0))

@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from fcnjax.errors import ConfigError
+from fcnjax.run.errors import ConfigError
 
 LOCK_NAME = "run.lock"
 CONFIG_NAME = "config.json"

@@ -1,4 +1,6 @@
-"""Overlap-tile prediction (U-Net, section 2) and test-time averaging over the dihedral group.
+"""Inference on whole images of any size: the model's one forward function
+(:func:`make_forward`), overlap-tile prediction (U-Net, section 2) and test-time averaging
+over the dihedral group. Used by ``predict`` and by ``evaluate``'s ISBI challenge scores.
 
 A valid-convolution network maps a ``tile``-pixel input to the ``out``-pixel centre of it,
 losing ``context = (tile - out) / 2`` pixels on each side. To predict an image of any size,
@@ -22,11 +24,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from typing import Any, Callable
 
+import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
 from fcnjax.models.unet import UNetGeometry, unet_geometry
+from fcnjax.run import xla
+from fcnjax.run.errors import ConfigError
 
 TileFn = Callable[[np.ndarray], np.ndarray]
 """(N, tile, tile, C) -> (N, out, out, K): the network on a batch of tiles (e.g. jitted)."""
@@ -165,3 +171,50 @@ def dihedral_average(image_fn: ImageFn, image: np.ndarray,
                           k, flip).astype(np.float32)
         total = out if total is None else total + out
     return total / len(symmetries)
+
+
+Forward = Callable[[np.ndarray], np.ndarray]
+"""float32 (H, W, C) normalised image -> float32 (H, W, num_classes) class scores (logits,
+or probabilities with test-time averaging)."""
+
+
+def make_forward(config: ml_collections.ConfigDict, state: Any, tta: bool = False) -> Forward:
+    """The one model-forward function: class scores of a whole image of any size.
+
+    Valid-padding U-Nets go through overlap-tile prediction (tiles of ``crop_size``, in
+    batches of ``config.eval.batch_size``); every other model runs on the whole image (jit
+    compiles once per image size). ``tta``: the mean class probabilities over the image's
+    8 rotations and mirrors instead.
+    """
+    forward = model_forward(config, state)
+    if not tta:
+        return forward
+    return lambda image: dihedral_average(lambda x: softmax(forward(x)), image)
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    """Probabilities over the last axis, float32."""
+    scores = scores - scores.max(axis=-1, keepdims=True)
+    exp = np.exp(scores)
+    return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def model_forward(config: ml_collections.ConfigDict, state: Any) -> Forward:
+    """Class scores (logits) of a whole image: the model, tile by tile if it needs it."""
+    apply = xla.jit(lambda params, x: state.apply_fn({"params": params}, x, train=False))
+    cfg = config.model
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        logits = apply(state.params, jnp.asarray(batch))
+        if isinstance(logits, dict):  # SIFT Flow's two heads: the semantic one
+            logits = logits["sem"]
+        return np.asarray(logits, np.float32)
+
+    if cfg.name == "unet" and cfg.get("padding") == "valid":
+        geometry = unet_geometry(cfg.levels, cfg.padding, cfg.upsampling)
+        plan = unet_plan(geometry, config.input.crop_size[0])
+        return lambda image: predict_tiled(run, image, plan, batch_size=config.eval.batch_size)
+    if cfg.name == "nyud_late_fusion":
+        raise ConfigError("nyud_late_fusion needs two inputs (color and HHA images); "
+                          "predict reads one image per file")
+    return lambda image: run(image[None])[0]

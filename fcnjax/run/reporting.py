@@ -27,8 +27,10 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from fcnjax import metrics, visualize
-from fcnjax.workdir import write_atomic
+from fcnjax import metrics
+from fcnjax.data.classes import class_colors, class_names
+from fcnjax.run import visualize
+from fcnjax.run.workdir import write_atomic
 
 METRICS_FILE = "metrics.jsonl"
 PAPER_COLUMNS = (("pixel acc.", "pixel_acc"), ("mean acc.", "mean_acc"),
@@ -144,30 +146,34 @@ def truncate_metrics(workdir: str, step: int) -> int:
 
 
 def write_predictions(workdir: str, step: int, drawn: Mapping[str, Sequence[np.ndarray]],
-                      num_classes: int, bgr: bool, classes: str = "voc") -> np.ndarray:
+                      num_classes: int, bgr: bool, classes: str | Sequence[str] = "voc"
+                      ) -> np.ndarray:
     """Save image | truth | prediction rows as ``<workdir>/predictions_<step>.png``; return
     the uint8 grid.
 
     drawn: lists (or stacked arrays) of "image", "label" and "prediction", one per example,
-    each at its own size (``train.evaluate``); classes: the class set's colours and names.
+    each at its own size (``objective.evaluate``); classes: the class set (a key of
+    ``fcnjax.data.classes.CLASS_SETS``, or the names by id) giving colours and names.
     """
     grid = visualize.comparison_grid(drawn["image"], drawn["label"], drawn["prediction"],
                                      num_classes, bgr=bgr,
-                                     colors=visualize.class_colors(classes, num_classes),
-                                     names=visualize.class_names(classes, num_classes))
+                                     colors=class_colors(classes, num_classes),
+                                     names=class_names(classes, num_classes))
     Image.fromarray(grid).save(os.path.join(workdir, f"predictions_{step:06d}.png"))
     return grid
 
 
-def write_class_pictures(stem: str, summary: Mapping[str, Any], classes: str) -> list[str]:
+def write_class_pictures(stem: str, summary: Mapping[str, Any], classes: str | Sequence[str]
+                         ) -> list[str]:
     """Save ``<stem>_class_iou.png`` (per-class IoU bars) and ``<stem>_confusion.png``
     (row-normalised confusion heatmap) of an evaluation summary with ``class_iu`` and
-    ``confusion`` (rows truth); return their paths. classes: the class set's names."""
+    ``confusion`` (rows truth); return their paths. classes: the class set (its key or
+    its names by id)."""
     num_classes = len(summary["class_iu"])
-    names = visualize.class_names(classes, num_classes)
+    names = class_names(classes, num_classes)
     pictures = {
         "class_iou": visualize.class_iou_chart(
-            summary["class_iu"], names, visualize.class_colors(classes, num_classes)),
+            summary["class_iu"], names, class_colors(classes, num_classes)),
         "confusion": visualize.confusion_heatmap(summary["confusion"], names)}
     paths = []
     for suffix, picture in pictures.items():

@@ -41,10 +41,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from fcnjax.run.errors import UserStop
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-class Interrupted(BaseException):
+class Interrupted(UserStop):
     """Training stopped by a signal, after saving a checkpoint of ``step``.
 
     A BaseException, as KeyboardInterrupt is: a request to stop, which ``except Exception``
