@@ -5,7 +5,7 @@
 
 Times ``fcnjax.data.elastic.augment`` (3x3 elastic grid, std 10 px, rotation, shift,
 mirrors, grey values) on an image + label + weight example, for cubic (order 3) and bilinear
-(order 1) resampling, and ``fcnjax.weight_map.border_weights`` on one label; prints the
+(order 1) resampling, and ``fcnjax.data.weight_map.border_weights`` on one label; prints the
 median seconds and examples per second for one thread. The input pipeline runs
 ``config.input.read_threads`` such threads per worker. The last row is the same
 augmentation on JAX's default device (``config.input.augment_on = "device"``, bilinear):

@@ -106,7 +106,7 @@ def parse_args(argv: list[str] | None, backend: str | None = None) -> argparse.N
                    help="Table 1's run even on a CPU (the default elsewhere): fp32 and bf16, "
                    "batch 1 and 16, 500x500 (U-Net 572), 50 repeats after 5 warm-up")
     p.add_argument("--describe", action="store_true",
-                   help="print fcnjax.describe.describe() per model and exit")
+                   help="print fcnjax.models.describe.describe() per model and exit")
     common.add_shared_args(p)
     p.set_defaults(dtypes=None)  # None: not given, so the run's default applies
     args = p.parse_args(argv)

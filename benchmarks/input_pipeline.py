@@ -1,8 +1,8 @@
 """Input pipeline throughput: CamVid train batches with augmentation, at 1, 2 and all cores.
 
-    python -m fcnjax.data.prepare camvid --manual_dir /data/CamVid --data_dir /data/tfds
-    python -m benchmarks.input_pipeline --data_dir /data/tfds              # 1, 2, all cores
-    python -m benchmarks.input_pipeline --data_dir /data/tfds --cores 1,4,16 --json
+    python -m fcnjax.data.prepare camvid --manual_dir /data/CamVid --tfds_data_dir /data/tfds
+    python -m benchmarks.input_pipeline --tfds_data_dir /data/tfds              # 1, 2, all cores
+    python -m benchmarks.input_pipeline --tfds_data_dir /data/tfds --cores 1,4,16 --json
 
 Each setting pins this process (and so its grain workers) to that many cores: one core reads
 with one thread in this process, n > 1 cores run n grain worker processes. Batches are
@@ -31,10 +31,10 @@ from fcnjax.data import pipeline
 AUGMENT = {"scale_range": (0.5, 2.0), "jitter": (0.2, 0.2, 0.2), "flip": True}
 
 
-def camvid_config(data_dir: str, crop: tuple[int, int], **overrides):
-    """``config.input`` reading prepared CamVid from ``data_dir`` with the augmentation on."""
+def camvid_config(tfds_data_dir: str, crop: tuple[int, int], **overrides):
+    """``config.input`` reading prepared CamVid from ``tfds_data_dir`` with the augmentation on."""
     config = default.get_config().input
-    config.update({"source": "tfds", "tfds_name": "camvid", "tfds_data_dir": data_dir,
+    config.update({"source": "tfds", "tfds_name": "camvid", "tfds_data_dir": tfds_data_dir,
                    "crop_size": crop, **AUGMENT, **overrides})
     return config
 
@@ -60,7 +60,8 @@ def cores_list(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data_dir", required=True, help="tfds data_dir holding prepared camvid")
+    parser.add_argument("--tfds_data_dir", required=True,
+                        help="the tfds folder holding prepared camvid")
     parser.add_argument("--cores", default="1,2,all", help="comma list; 'all' = every core")
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--batches", type=int, default=20, help="timed batches per setting")
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     for cores in cores_list(args.cores):
         os.sched_setaffinity(0, everything[:cores])
         workers = 0 if cores == 1 else cores
-        config = camvid_config(args.data_dir, crop, workers=workers,
+        config = camvid_config(args.tfds_data_dir, crop, workers=workers,
                                read_threads=1 if cores == 1 else 2)
         row = {"cores": cores, "workers": workers, "batch": args.batch_size,
                "crop": args.crop, **measure(config, args.batch_size, args.batches)}

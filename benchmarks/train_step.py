@@ -19,7 +19,7 @@ compiled too, see ``time_torch_step``). Parameters stay float32; ``bfloat16`` is
 model's compute dtype (autocast on the PyTorch side). Compile time is measured apart
 (PyTorch: the first two steps); img/s = batch / median step time.
 
-``--devices N`` runs the step data parallel (``fcnjax.parallel``) over the first N devices:
+``--devices N`` runs the step data parallel (``fcnjax.run.parallel``) over the first N devices:
 ``--batch`` is the global batch, split N ways, parameters replicated (``--shard-params``:
 large ones split along the data axis). On CPU the N devices are forced host devices
 (``jax_num_cpu_devices``): they share the same cores, so CPU rows show the scaling shape
@@ -50,7 +50,7 @@ WORKLOADS = {"fcn8s": 500, "unet": 572}
 """Model -> input side of the timed step (the paper's FCN canvas, U-Net's 572 tile)."""
 
 OPTIM = {"learning_rate": 1e-4, "momentum": 0.9, "weight_decay": 5e-4, "bias_lr_mult": 2.0,
-         "bias_decay_mult": 0.0, "train_upscore": False, "trainable": "",
+         "bias_decay_mult": 0.0, "trainable": "",
          "schedule": "constant", "warmup_steps": 0, "accumulate": 1}
 """``config.optim`` of the timed step (fcnjax.optim.make_optimizer's fields)."""
 

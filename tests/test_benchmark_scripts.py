@@ -48,7 +48,7 @@ def test_input_pipeline_times_prepared_camvid(tmp_path, capsys):
     tfds.builder("camvid", data_dir=str(tmp_path / "tfds")).download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
     capsys.readouterr()
-    input_pipeline.main(["--data_dir", str(tmp_path / "tfds"), "--cores", "1",
+    input_pipeline.main(["--tfds_data_dir", str(tmp_path / "tfds"), "--cores", "1",
                          "--batch_size", "2", "--batches", "2", "--crop", "32x48", "--json"])
     row, = [json.loads(line) for line in capsys.readouterr().out.splitlines()
             if line.startswith("{")]

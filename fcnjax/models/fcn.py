@@ -3,7 +3,7 @@
 The head reads like the paper: score the coarse features (``score_fr``), then for each
 skip layer upsample x2 (``upscore2``), score the skip (``score_pool4``), crop it to align
 and fuse by summation, and finally upsample to the image and crop to its size. FCN-32s,
--16s and -8s differ only in ``skips``; every crop offset comes from :mod:`fcnjax.coord_map`.
+-16s and -8s differ only in ``skips``; every crop offset comes from :mod:`fcnjax.models.coord_map`.
 
 Parameter names are the reference's Caffe blob names: ``trunk/conv1_1`` ... ``trunk/fc7``,
 ``score_fr``, ``score_pool4``, ``score_pool3`` (and ``upscore2``, ``upscore_pool4``,

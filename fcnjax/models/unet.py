@@ -8,7 +8,7 @@ but ``score`` is followed by a ReLU, the up-sampling's included; dropout ends th
 contracting path.
 
 All offsets come from :func:`unet_geometry`, which walks the same layers through
-:mod:`fcnjax.coord_map`: with ``padding="valid"`` (the paper) the skips are centre-cropped
+:mod:`fcnjax.models.coord_map`: with ``padding="valid"`` (the paper) the skips are centre-cropped
 (88, 40, 16, 4 cells for 572 -> 388); with ``"same"`` every crop is 0 and output size equals
 input size. Parameters: ``down1_conv1`` ... ``bottom_conv2``, ``up4`` (the upsampling's
 learned layer), ``up4_conv1`` ... ``up1_conv2``, ``score``.
@@ -40,7 +40,7 @@ up_conv_init = nn.initializers.variance_scaling(2.0, "fan_in", "normal", batch_a
 
 @dataclasses.dataclass(frozen=True)
 class UNetGeometry:
-    """Static structure of a U-Net, derived with :mod:`fcnjax.coord_map` before tracing.
+    """Static structure of a U-Net, derived with :mod:`fcnjax.models.coord_map` before tracing.
 
     Attributes:
       levels: number of 2x2 max pools.
