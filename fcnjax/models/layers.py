@@ -29,8 +29,9 @@ class PaddedApartConv(nn.Conv):
 
     XLA's CPU backend computes the weight gradient of a padded convolution 1.4-1.8x slower
     than that of the same convolution of a padded map (3x3, 64 channels, 252x252: 130 vs
-    74 ms, one core; BENCHMARKS.md). GPU compilers fold such a pad back into the
-    convolution.
+    74 ms, one core; BENCHMARKS.md). XLA folds the pad back into the forward convolution;
+    only the weight gradient reads the padded map (one pad copy per layer; not yet timed on
+    a GPU).
     """
 
     pad_apart: int = 0
