@@ -14,6 +14,10 @@ the library for a candidate replacement, for this process only:
 - ``conv_pad_inside``: the first convolution's 100-pixel padding left inside the
   convolution, as before optimisation 5 of BENCHMARKS.md's log (its weight gradient was a
   52 ms cuDNN call on the H200).
+- ``conv_window_padding``: every padded convolution pads inside its window again, as
+  before optimisation 8 (``layers.PaddedApartConv`` pads its input apart; on the CPU its
+  weight gradient was 1.4-1.8x faster). With ``conv_pad_inside`` too, the first layers are
+  exactly as before optimisation 5.
 - ``pool_reduce_window``: every max pool as XLA's reduce-window, whose gradient is a
   select-and-scatter (the library uses a reshape + max where windows tile the map).
 - ``confusion_onehot``: the step's confusion matrix as a one-hot matrix product (bf16
@@ -67,6 +71,12 @@ def padding_inside(kernel: int, pad: int) -> tuple[int, int]:
     return 0, pad
 
 
+def window_padded_conv(*args, pad_apart: int = 0, padding: Any = None, **kwargs) -> nn.Conv:
+    """``layers.PaddedApartConv``'s stand-in: the padding back in the convolution's window."""
+    del padding
+    return nn.Conv(*args, padding=((pad_apart, pad_apart), (pad_apart, pad_apart)), **kwargs)
+
+
 def onehot_confusion(labels, predictions, num_classes, ignore=metrics.IGNORE_LABEL,
                      where=None):
     """``metrics.confusion_matrix`` (without ``where``) as one (C, P) x (P, C) product."""
@@ -83,6 +93,7 @@ def zero_confusion(labels, predictions, num_classes, *args, **kwargs):
 
 
 VARIANTS = {"base": {}, "conv_pad_inside": {(layers, "split_padding"): padding_inside},
+            "conv_window_padding": {(layers, "PaddedApartConv"): window_padded_conv},
             "pool_reduce_window": {(layers, "max_pool"): reduce_window_max_pool},
             "confusion_onehot": {(metrics, "confusion_matrix"): onehot_confusion},
             "no_confusion": {(metrics, "confusion_matrix"): zero_confusion}}

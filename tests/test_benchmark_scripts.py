@@ -20,9 +20,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_profile_step_quick_times_each_variant_and_names_the_kernels(tmp_path):
     out = tmp_path / "profile.json"
     profile_step.main(["--quick", "--model", "unet", "--dtype", "float32",
-                       "--variants", "base,pool_reduce_window", "--out", str(out)])
+                       "--variants", "base,pool_reduce_window+conv_window_padding", "--out", str(out)])
     result = json.loads(out.read_text())
-    assert set(result["variants"]) == {"base", "pool_reduce_window"}
+    assert set(result["variants"]) == {"base", "pool_reduce_window+conv_window_padding"}
     assert all(v["ms"] > 0 and v["compile_s"] > 0 for v in result["variants"].values())
     names = [name for name, _, _ in result["kernels"]]
     assert any("convolution" in n or "conv" in n for n in names), names[:20]
