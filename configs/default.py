@@ -144,6 +144,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.loss.keep_prob = 1.0
 
     config.optim = ml_collections.ConfigDict()
+    # "sgd" (the reference's: momentum, L2 weight decay), "adamw" (decoupled weight decay) or
+    # any optax optimizer taking a learning rate (fcnjax.optim.optimizer_names), each with the
+    # parameter groups below (bias lr and decay multipliers, trainable), the schedule and
+    # accumulate; momentum is sgd's alone, the others keep optax's defaults.
+    config.optim.name = "sgd"
     config.optim.learning_rate = 1e-10        # FCN-32s; 1e-12 FCN-16s, 1e-14 FCN-8s (sum loss)
     config.optim.schedule = "constant"        # "constant" (the paper), "cosine" or "poly"
     config.optim.warmup_steps = 0             # linear warmup from 0 over this many updates
