@@ -100,14 +100,24 @@ def sgd(config: Mapping[str, Any], steps: int, lr_mult: float = 1.0,
     return optax.chain(optax.add_decayed_weights(decay), step) if decay else step
 
 
+UNUSABLE = {
+    "lbfgs": "its update needs the loss function (a line search)",
+    "optimistic_adam": "takes no learning-rate schedule (optimistic_adam_v2 does)",
+    "rprop": "takes no learning-rate schedule",
+    "sm3": "takes no learning-rate schedule",
+}
+"""optax optimizers taking a learning rate that a train step cannot use, and why."""
+
+
 def optimizer_names() -> tuple[str, ...]:
     """Names ``config.optim.name`` may hold: the public functions of optax whose first
     parameter is ``learning_rate`` and whose others all have defaults (adam, adamw, lion,
-    rmsprop, sgd, ...; not the ``scale_by_*`` building blocks)."""
+    rmsprop, sgd, ...; not the ``scale_by_*`` building blocks, nor ``UNUSABLE``)."""
     names = []
     for name in dir(optax):
         factory = getattr(optax, name)
-        if name.startswith(("_", "scale")) or not inspect.isfunction(factory):
+        if (name.startswith(("_", "scale")) or name in UNUSABLE
+                or not inspect.isfunction(factory)):
             continue
         try:
             first, *rest = inspect.signature(factory).parameters.values()

@@ -169,6 +169,14 @@ def test_optimizer_names_are_optax_optimizers_taking_a_learning_rate():
     assert not any(name.startswith("scale") for name in names)
 
 
+def test_every_named_optimizer_makes_a_finite_update_under_a_schedule():
+    _, params = init()
+    for name in optim.optimizer_names():
+        tx = optim.make_optimizer(optim_config(name=name, schedule="cosine"), steps=10)
+        updates, _ = tx.update(ones_like(params), tx.init(params), params)
+        assert all(np.isfinite(u).all() for u in jax.tree.leaves(updates)), name
+
+
 def test_a_wrong_optimizer_name_is_refused_in_one_line_listing_the_choices():
     with pytest.raises(ConfigError) as error:
         optim.check(optim_config(name="adamx"), steps=10)
