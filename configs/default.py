@@ -142,8 +142,30 @@ def get_config() -> ml_collections.ConfigDict:
     # Loss sampling (the paper's patch sampling): keep each labelled pixel in the loss with
     # this probability, drawn anew every step; 1.0 = whole-image training (the reference).
     config.loss.keep_prob = 1.0
+    # The loss: a weighted sum of (name, weight) terms (fcnjax.loss_terms): "xent" (the
+    # papers' per-pixel cross-entropy), "focal" (Lin et al.), "dice" (soft Dice, Milletari
+    # et al.), "lovasz" (Lovász-softmax, Berman et al.), e.g. (("xent", 1.0), ("dice", 1.0)).
+    # xent and focal follow loss.reduction; dice and lovasz are means over the classes present
+    # (and images), in [0, 1], whatever it says. Every term skips void pixels and follows
+    # keep_prob and class_weights; all but lovasz use the border weight map. What a term
+    # ignores is said in one line before training.
+    config.loss.terms = (("xent", 1.0),)
+    config.loss.focal_gamma = 2.0             # focal's (1 - p_t)^gamma; 0: the cross-entropy
+    # focal's alpha_t for two classes: alpha for class 1, 1 - alpha for class 0 (the paper's
+    # 0.25); negative: none (more classes: loss.class_weights).
+    config.loss.focal_alpha = -1.0
+    config.loss.dice_smooth = 1.0             # added to Dice's numerator and denominator
+    # Dice's denominator: True, sum p^2 + sum g^2 (Milletari et al.); False, sum p + sum g.
+    config.loss.dice_squared = False
+    config.loss.dice_per_image = False        # Dice of each image, averaged; False: of the batch
+    config.loss.lovasz_per_image = False      # Lovász of each image, averaged; False: the batch's
 
     config.optim = ml_collections.ConfigDict()
+    # "sgd" (the reference's: momentum, L2 weight decay), "adamw" (decoupled weight decay) or
+    # any optax optimizer taking a learning rate (fcnjax.optim.optimizer_names), each with the
+    # parameter groups below (bias lr and decay multipliers, trainable), the schedule and
+    # accumulate; momentum is sgd's alone, the others keep optax's defaults.
+    config.optim.name = "sgd"
     config.optim.learning_rate = 1e-10        # FCN-32s; 1e-12 FCN-16s, 1e-14 FCN-8s (sum loss)
     config.optim.schedule = "constant"        # "constant" (the paper), "cosine" or "poly"
     config.optim.warmup_steps = 0             # linear warmup from 0 over this many updates

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from fcnjax import losses, metrics
+from fcnjax import loss_terms, metrics
+from fcnjax.loss_terms import LossTerms
 from fcnjax.data.classes import VOID
 from fcnjax.models import layers
 from fcnjax.run import parallel
@@ -71,20 +72,25 @@ def main_logits(logits: jax.Array | Mapping[str, jax.Array], batch: Batch) -> ja
 
 def score_batch(logits: jax.Array | Mapping[str, jax.Array], batch: Batch, *, reduction: str,
                 ignore_label: int, class_weights: tuple[float, ...] = (),
-                keep_prob: float = 1.0, key: jax.Array | None = None
+                keep_prob: float = 1.0, key: jax.Array | None = None,
+                terms: LossTerms = LossTerms()
                 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Loss of ``logits`` against the batch's labels (centre-cropped to the logits) and the
     step's measurements: loss, loss_sum, pixels, confusion (C, C).
 
     class_weights: per-class loss weights (empty: none); keep_prob < 1: each labelled pixel
-    stays in the loss with that probability, drawn from ``key`` (the paper's loss sampling).
+    stays in the loss with that probability, drawn from ``key`` (the paper's loss sampling);
+    terms: the loss's terms (:mod:`fcnjax.loss_terms`; default: the cross-entropy alone).
+    loss_sum and pixels are the cross-entropy's, whatever the terms.
     A mapping of heads (see ``heads``): the loss is the sum of the heads' losses, the
     measurements the main head's plus ``h_loss_sum``, ``h_pixels``, ``h_confusion`` of
-    each other head ``h``; class weights and the weight map apply to the main head only.
+    each other head ``h``; class weights, focal alpha and the weight map apply to the main
+    head only.
     """
     if isinstance(logits, Mapping):
         return score_heads(logits, batch, reduction=reduction, ignore_label=ignore_label,
-                           class_weights=class_weights, keep_prob=keep_prob, key=key)
+                           class_weights=class_weights, keep_prob=keep_prob, key=key,
+                           terms=terms)
     size = logits.shape[1:3]
     labels = center_crop(batch["label"], size)
     weights = center_crop(batch["weight"], size) if "weight" in batch else None
@@ -93,9 +99,9 @@ def score_batch(logits: jax.Array | Mapping[str, jax.Array], batch: Batch, *, re
         options["class_weights"] = jnp.asarray(class_weights, jnp.float32)
     if keep_prob < 1.0:
         options.update(keep_prob=keep_prob, key=key)
-    loss, (total, count) = losses.segmentation_loss(
-        logits, labels, reduction=reduction, ignore_label=ignore_label, weights=weights,
-        **options)
+    loss, (total, count) = loss_terms.total_loss(
+        logits, labels, terms, reduction=reduction, ignore_label=ignore_label,
+        weights=weights, **options)
     confusion = metrics.confusion_matrix(labels, jnp.argmax(logits, -1), logits.shape[-1],
                                          ignore_label)
     return loss, {"loss": loss, "loss_sum": total, "pixels": count, "confusion": confusion}
@@ -103,18 +109,20 @@ def score_batch(logits: jax.Array | Mapping[str, jax.Array], batch: Batch, *, re
 
 def score_heads(logits: Mapping[str, jax.Array], batch: Batch, *, reduction: str,
                 ignore_label: int, class_weights: tuple[float, ...] = (),
-                keep_prob: float = 1.0, key: jax.Array | None = None
+                keep_prob: float = 1.0, key: jax.Array | None = None,
+                terms: LossTerms = LossTerms()
                 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """``score_batch`` of a mapping of heads: each scored against its label, losses summed."""
     main, others = heads(logits, batch)
     loss, measured = score_batch(logits[main], batch, reduction=reduction,
                                  ignore_label=ignore_label, class_weights=class_weights,
-                                 keep_prob=keep_prob, key=key)
+                                 keep_prob=keep_prob, key=key, terms=terms)
     for i, (head, label_key) in enumerate(sorted(others.items()), start=1):
         head_key = None if key is None else jax.random.fold_in(key, i)
         head_loss, head_measured = score_batch(
             logits[head], {"label": batch[label_key]}, reduction=reduction,
-            ignore_label=ignore_label, keep_prob=keep_prob, key=head_key)
+            ignore_label=ignore_label, keep_prob=keep_prob, key=head_key,
+            terms=terms._replace(focal_alpha=None))
         loss = loss + head_loss
         measured.update({f"{head}_{k}": v for k, v in head_measured.items() if k != "loss"})
     measured["loss"] = loss
@@ -126,7 +134,8 @@ def loss_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
     class_weights: a tuple of ``num_classes`` floats (or empty), or a name of
     ``CLASS_WEIGHTS``, which ``with_class_weights`` replaces by a tuple (until then this
-    checks the name and leaves the loss unweighted); keep_prob in (0, 1].
+    checks the name and leaves the loss unweighted); keep_prob in (0, 1]; terms: the
+    ``LossTerms`` of ``config.loss.terms`` and their options (:func:`loss_terms.from_config`).
     """
     cfg, num_classes = config.loss, config.model.num_classes
     weights = cfg.class_weights
@@ -147,8 +156,8 @@ def loss_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
                           "setting is deprecated and will be removed in the next release. "
                           "Map stored values to classes or void with "
                           "config.input.label_values")
-    return {"reduction": cfg.reduction, "ignore_label": VOID,
-            "class_weights": weights, "keep_prob": keep_prob}
+    return {"reduction": cfg.reduction, "ignore_label": VOID, "class_weights": weights,
+            "keep_prob": keep_prob, "terms": loss_terms.from_config(config)}
 
 
 def with_class_weights(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

@@ -1,4 +1,6 @@
-"""The FCN reference's solver as optax: SGD with momentum and weight decay, per-layer policy.
+"""The FCN reference's solver as optax: SGD with momentum and weight decay, per-layer policy;
+or, by ``config.optim.name``, AdamW or any optax optimizer that takes a learning rate, under
+the same policy.
 
 Caffe sets a learning policy per parameter (``lr_mult``, ``decay_mult``): weights 1x the rate
 with weight decay, biases 2x the rate without decay, and the bilinear ``upscore``
@@ -7,17 +9,25 @@ at all, so ``config.model.learnable_upsampling`` alone decides whether ``upscore
 exist and learn. ``param_labels`` names each parameter's group and ``make_optimizer`` gives
 each group its transformation with ``optax.multi_transform``.
 
+``name`` picks that transformation: "sgd" (the reference's, the default) or a function of
+optax whose first parameter is ``learning_rate`` (``optimizer_names``), e.g. "adamw". Each
+group's learning rate is the schedule times its ``lr_mult``; its weight decay
+``weight_decay * decay_mult`` goes to the optimizer's own ``weight_decay`` argument where it
+has one (AdamW's decoupled decay), else is added to the gradient first (L2, as SGD's).
+Momentum is SGD's alone; other optimizers keep optax's defaults.
+
 ``trainable`` restricts learning to some layers: "score" trains only the score layers (the
 paper's FCN-32s-fixed, "only the last layer is fine-tuned"), everything else is frozen.
 
-Config fields read (``config.optim``): learning_rate, momentum, weight_decay, bias_lr_mult,
-bias_decay_mult, trainable, schedule, warmup_steps, accumulate (``train_upscore``: deprecated,
-see :func:`check`).
+Config fields read (``config.optim``): name, learning_rate, momentum, weight_decay,
+bias_lr_mult, bias_decay_mult, trainable, schedule, warmup_steps, accumulate
+(``train_upscore``: deprecated, see :func:`check`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import inspect
+from typing import Any, Callable, Mapping
 
 import jax
 import optax
@@ -90,11 +100,67 @@ def sgd(config: Mapping[str, Any], steps: int, lr_mult: float = 1.0,
     return optax.chain(optax.add_decayed_weights(decay), step) if decay else step
 
 
+UNUSABLE = {
+    "lbfgs": "its update needs the loss function (a line search)",
+    "optimistic_adam": "takes no learning-rate schedule (optimistic_adam_v2 does)",
+    "rprop": "takes no learning-rate schedule",
+    "sm3": "takes no learning-rate schedule",
+}
+"""optax optimizers taking a learning rate that a train step cannot use, and why."""
+
+
+def optimizer_names() -> tuple[str, ...]:
+    """Names ``config.optim.name`` may hold: the public functions of optax whose first
+    parameter is ``learning_rate`` and whose others all have defaults (adam, adamw, lion,
+    rmsprop, sgd, ...; not the ``scale_by_*`` building blocks, nor ``UNUSABLE``)."""
+    names = []
+    for name in dir(optax):
+        factory = getattr(optax, name)
+        if (name.startswith(("_", "scale")) or name in UNUSABLE
+                or not inspect.isfunction(factory)):
+            continue
+        try:
+            first, *rest = inspect.signature(factory).parameters.values()
+        except (TypeError, ValueError):  # no signature, or no parameter at all
+            continue
+        if first.name == "learning_rate" and all(
+                p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                for p in rest):
+            names.append(name)
+    return tuple(sorted(names))
+
+
+def optimizer(name: Any) -> Callable[..., optax.GradientTransformation]:
+    """``optax.<name>`` (ConfigError listing the choices, in one line, for another name)."""
+    names = optimizer_names()
+    if name not in names:
+        raise ConfigError(f"config.optim.name = {name!r}: choose 'sgd' (the reference), "
+                          "'adamw' or another optax optimizer that takes a learning rate: "
+                          + ", ".join(names))
+    return getattr(optax, name)
+
+
+def by_name(name: str, config: Mapping[str, Any], steps: int, lr_mult: float = 1.0,
+            decay_mult: float = 1.0) -> optax.GradientTransformation:
+    """``optax.<name>`` for one group: the schedule times ``lr_mult``; weight decay times
+    ``decay_mult``, through the optimizer's ``weight_decay`` argument where it has one
+    (decoupled, as AdamW's), else added to the gradient before it (L2, as ``sgd``)."""
+    factory = optimizer(name)
+    decay = config["weight_decay"] * decay_mult
+    rate = learning_rate_schedule(config, steps, lr_mult)
+    if "weight_decay" in inspect.signature(factory).parameters:
+        return factory(rate, weight_decay=decay)
+    step = factory(rate)
+    return optax.chain(optax.add_decayed_weights(decay), step) if decay else step
+
+
 def check(config: Mapping[str, Any], steps: int) -> None:
     """ConfigError (one line) for an optimizer ``config`` (``config.optim``) that cannot
-    train: a learning rate that is not positive and finite, momentum outside [0, 1), negative
-    weight decay, an unknown schedule, a negative warmup, accumulate below 1. Builds the
-    solver, so every field it reads is checked; nothing is compiled."""
+    train: an unknown name (the choices listed), a learning rate that is not positive and
+    finite, momentum outside [0, 1), negative weight decay, an unknown schedule, a negative
+    warmup, accumulate below 1. Builds the solver, so every field it reads is checked;
+    nothing is compiled."""
+    optimizer(config.get("name", "sgd"))
     rate = config["learning_rate"]
     if not isinstance(rate, (int, float)) or not 0 < rate < float("inf"):
         raise ConfigError(f"config.optim.learning_rate = {rate!r}: it must be a positive "
@@ -117,15 +183,18 @@ def make_optimizer(config: Mapping[str, Any], steps: int) -> optax.GradientTrans
 
     With ``accumulate = k > 1`` gradients of k consecutive calls are averaged before one
     update (``optax.MultiSteps``), as the reference's ``iter_size``; schedules then count
-    updates, ``steps // k`` in all.
+    updates, ``steps // k`` in all. ``config["name"]`` picks the optimizer of the weight and
+    bias groups (see the module's docstring); frozen parameters get zero updates.
     """
     accumulate = int(config["accumulate"])
     if accumulate < 1:
         raise ConfigError(f"optim.accumulate must be >= 1, got {accumulate}")
     updates = max(steps // accumulate, 1)
+    name = config.get("name", "sgd")
+    group = sgd if name == "sgd" else (lambda *args: by_name(name, *args))
     tx = optax.multi_transform(
-        {"weight": sgd(config, updates),
-         "bias": sgd(config, updates, config["bias_lr_mult"], config["bias_decay_mult"]),
+        {"weight": group(config, updates),
+         "bias": group(config, updates, config["bias_lr_mult"], config["bias_decay_mult"]),
          "frozen": optax.set_to_zero()},
         lambda params: param_labels(params, config["trainable"]))
     return optax.MultiSteps(tx, every_k_schedule=accumulate) if accumulate > 1 else tx

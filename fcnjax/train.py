@@ -34,7 +34,7 @@ from flax.training import train_state
 from jax.sharding import Mesh
 from tqdm import tqdm
 
-from fcnjax import losses, models, optim
+from fcnjax import loss_terms, losses, models, optim
 from fcnjax.data import device_elastic
 from fcnjax.objective import (evaluate, loss_options, make_eval_fn, model_inputs,
                               score_batch, summarize, with_class_weights)
@@ -53,16 +53,18 @@ Batch = Mapping[str, jax.Array]
 def train_step(state: train_state.TrainState, batch: Batch, key: jax.Array, *,
                reduction: str = "mean", ignore_label: int = losses.IGNORE_LABEL,
                class_weights: tuple[float, ...] = (), keep_prob: float = 1.0,
-               extra_inputs: tuple[str, ...] = ()
+               extra_inputs: tuple[str, ...] = (),
+               terms: loss_terms.LossTerms = loss_terms.LossTerms()
                ) -> tuple[train_state.TrainState, dict[str, jax.Array]]:
-    """One SGD step on ``batch`` ({"image": (B, H, W, C), "label": (B, H, W)}; the batch keys
-    ``extra_inputs`` go to the model too, see ``model_inputs``).
+    """One optimizer step on ``batch`` ({"image": (B, H, W, C), "label": (B, H, W)}; the
+    batch keys ``extra_inputs`` go to the model too, see ``model_inputs``).
 
     A batch carrying augmentation draws (``warp_*``, ``config.input.augment_on = "device"``)
     is first warped by them (:mod:`fcnjax.data.device_elastic`). Dropout draws from
     ``fold_in(key, state.step)``, loss sampling from a key folded from
-    that one. Returns the new state and the step's measurements (see ``score_batch``),
-    computed from the logits before the update.
+    that one. The loss is the sum of ``terms`` (:mod:`fcnjax.loss_terms`; default: the
+    cross-entropy alone). Returns the new state and the step's measurements (see
+    ``score_batch``), computed from the logits before the update.
     """
     batch = device_elastic.apply_warps(batch)  # augment_on="device": U-Net's warp, here
     dropout_key = jax.random.fold_in(key, state.step)
@@ -72,7 +74,8 @@ def train_step(state: train_state.TrainState, batch: Batch, key: jax.Array, *,
         logits = state.apply_fn({"params": params}, model_inputs(batch, extra_inputs),
                                 train=True, rngs={"dropout": dropout_key})
         return score_batch(logits, batch, reduction=reduction, ignore_label=ignore_label,
-                           class_weights=class_weights, keep_prob=keep_prob, key=sample_key)
+                           class_weights=class_weights, keep_prob=keep_prob, key=sample_key,
+                           terms=terms)
 
     (_, measurements), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     return state.apply_gradients(grads=grads), measurements
@@ -242,10 +245,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     check_config(config)
     optim.check(config.optim, config.train.steps)
     loss_options(config)
+    main_process = parallel.is_main_process()
+    for note in loss_terms.notes(config) if main_process else ():
+        tqdm.write(note)  # what a loss term ignores, said before anything compiles
     sources.chosen_source(config.init)
     parallel.check_batch(config.train.batch_size, parallel.mesh_from_config(config.mesh))
     line = checks.check_data(config)
-    main_process = parallel.is_main_process()
     if line and main_process:
         tqdm.write(line)
     params = None

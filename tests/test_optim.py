@@ -66,9 +66,11 @@ def test_bias_gets_twice_the_learning_rate_and_no_weight_decay():
     np.testing.assert_allclose(updates["score_fr"]["bias"], -0.2, rtol=1e-6)
 
 
-def test_frozen_upscore_kernel_is_unchanged_by_training():
+@pytest.mark.parametrize("name", ["sgd", "adamw", "adam", "lion", "rmsprop"])
+def test_frozen_upscore_kernel_is_unchanged_by_training(name):
     model, params = init()
-    tx = optim.make_optimizer(optim_config(momentum=0.9, trainable="score"), steps=10)
+    tx = optim.make_optimizer(optim_config(momentum=0.9, trainable="score", name=name),
+                              steps=10)
     state = tx.init(params)
 
     def loss(p):
@@ -159,3 +161,71 @@ def test_trainable_score_freezes_everything_but_the_score_layer():
     updates, _ = tx.update(ones_like(params), tx.init(params), params)
     assert not np.any(np.asarray(updates["trunk"]["conv1_1"]["kernel"]))
     assert np.all(np.asarray(updates["score_fr"]["kernel"]) != 0)
+
+
+def test_optimizer_names_are_optax_optimizers_taking_a_learning_rate():
+    names = optim.optimizer_names()
+    assert {"sgd", "adamw", "adam", "lion", "rmsprop"} <= set(names)
+    assert not any(name.startswith("scale") for name in names)
+
+
+def test_every_named_optimizer_makes_a_finite_update_under_a_schedule():
+    _, params = init()
+    for name in optim.optimizer_names():
+        tx = optim.make_optimizer(optim_config(name=name, schedule="cosine"), steps=10)
+        updates, _ = tx.update(ones_like(params), tx.init(params), params)
+        assert all(np.isfinite(u).all() for u in jax.tree.leaves(updates)), name
+
+
+def test_a_wrong_optimizer_name_is_refused_in_one_line_listing_the_choices():
+    with pytest.raises(ConfigError) as error:
+        optim.check(optim_config(name="adamx"), steps=10)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("config.optim.name = 'adamx': choose 'sgd'")
+    assert all(name in message for name in ("adamw", "lion", "rmsprop"))
+
+
+def test_adamw_keeps_the_reference_groups_bias_multiplier_and_no_bias_decay():
+    """Adam's first update is lr * g / (|g| + eps): -lr for the weights, plus AdamW's
+    decoupled decay lr * wd * w; -2 lr for the biases, whatever their value."""
+    _, params = init()
+    tx = optim.make_optimizer(optim_config(name="adamw"), steps=10)
+    params["score_fr"]["bias"] = jnp.full_like(params["score_fr"]["bias"], 5.0)
+    updates, _ = tx.update(ones_like(params), tx.init(params), params)
+    kernel = params["score_fr"]["kernel"]
+    np.testing.assert_allclose(updates["score_fr"]["kernel"], -0.1 * (1 + 0.01 * kernel),
+                               rtol=1e-5)
+    np.testing.assert_allclose(updates["score_fr"]["bias"], -0.2, rtol=1e-5)
+
+
+def test_adamw_follows_the_schedule_and_accumulation():
+    _, params = init()
+    # warmup: the rate of the first update is 0
+    tx = optim.make_optimizer(optim_config(name="adamw", warmup_steps=5), steps=10)
+    updates, _ = tx.update(ones_like(params), tx.init(params), params)
+    assert not any(np.asarray(u).any() for u in jax.tree.leaves(updates))
+    # accumulate 2: nothing, then one update from the mean gradient (2: Adam's step is lr)
+    tx = optim.make_optimizer(optim_config(name="adamw", accumulate=2, weight_decay=0.0),
+                              steps=10)
+    state = tx.init(params)
+    first, state = tx.update(ones_like(params), state, params)
+    second, state = tx.update(jax.tree.map(lambda g: 3 * g, ones_like(params)), state, params)
+    assert not np.asarray(first["score_fr"]["bias"]).any()
+    np.testing.assert_allclose(second["score_fr"]["bias"], -0.2, rtol=1e-5)
+
+
+def test_a_config_without_a_name_gets_the_reference_sgd():
+    """Configs written before optim.name (a saved config.json) keep training with SGD."""
+    _, params = init()
+    grads = jax.tree.map(lambda p: jnp.full_like(p, 0.3), params)
+    named = optim_config(momentum=0.9).to_dict()
+    unnamed = {k: v for k, v in named.items() if k != "name"}
+    outputs = []
+    for config in (named, unnamed):
+        tx = optim.make_optimizer(config, steps=10)
+        state = tx.init(params)
+        for _ in range(2):
+            updates, state = tx.update(grads, state, params)
+        outputs.append(updates)
+    jax.tree.map(np.testing.assert_array_equal, *outputs)
