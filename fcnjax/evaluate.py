@@ -32,7 +32,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from fcnjax import objective
+from fcnjax import inference, objective
 from fcnjax.data.classes import class_names
 from fcnjax.run import checkpoint, compile_cache, errors, parallel, reporting
 from fcnjax.run import state as run_state
@@ -48,6 +48,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, path: str,
     """
     from fcnjax.data import pipeline
 
+    inference.check_eval(config)
     split = split or config.input.eval_split
     mesh = parallel.mesh_from_config(config.mesh)
     state = run_state.restore_state(config, path, mesh)
@@ -91,7 +92,7 @@ def challenge_metrics(config: ml_collections.ConfigDict, state: Any, split: str
     the softmax's class 0, the true cells are the pixels of class 1 (void counts as
     membrane). Scored by :func:`fcnjax.isbi_metrics.challenge_scores`.
     """
-    from fcnjax import inference, isbi_metrics
+    from fcnjax import isbi_metrics
     from fcnjax.data import pipeline, transforms
 
     cfg = config.input
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
             raise errors.ConfigError(f"unexpected arguments: {args[1:]}")
         if not path.value:
             raise errors.ConfigError("give --checkpoint (a workdir or checkpoint folder)")
+        inference.check_eval(config.value)  # before anything restores or compiles
         parallel.initialize(auto=config.value.mesh.cluster_detect)  # multi-host; else no-op
         compile_cache.enable(config.value.get("compile_cache", compile_cache.AUTO))
         if not flags.FLAGS["verbosity"].present:
