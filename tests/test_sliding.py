@@ -84,3 +84,12 @@ def test_outputs_not_aligned_to_their_windows_are_refused():
     with pytest.raises(ValueError, match="aligned"):
         sliding.predict_sliding(shrinking, np.zeros((20, 20, 1), np.float32), (16, 16),
                                 (8, 8))
+
+
+def test_large_images_show_a_progress_bar_over_windows(capsys):
+    small = np.zeros((16, 16, 1), np.float32)
+    sliding.predict_sliding(pointwise, small, (8, 8), (8, 8))
+    assert "window" not in capsys.readouterr().err  # 4 windows: no bar
+    large = np.zeros((100, 100, 1), np.float32)  # 13 x 13 windows
+    sliding.predict_sliding(pointwise, large, (8, 8), (8, 8), batch_size=16)
+    assert "/169" in capsys.readouterr().err  # a bar over the 169 windows
