@@ -188,6 +188,12 @@ def get_config() -> ml_collections.ConfigDict:
     # slide: weights where windows overlap, "constant" (the mean of the windows) or
     # "gaussian" (each window's centre counts more than its rim; sigma = 1/8 of the window).
     config.eval.blend = "constant"
+    # Test-time augmentation in evaluate, predict and the evaluation during training, in
+    # either mode: the class probabilities averaged at the image's size over these scales
+    # (e.g. (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)) and, with flip, left-right mirrors: that many
+    # times the work. (1.0,) and False: plain prediction. predict --tta: 8 rotations and mirrors.
+    config.eval.scales = (1.0,)
+    config.eval.flip = False
     config.eval.num_draw = 4                  # eval images drawn in predictions_<step>.png
     # Class names and colours in tables, grids and predict's masks: "voc", "camvid",
     # "isbi2012", "nyud40", "siftflow" (fcnjax.data.classes.CLASS_SETS); a prepared

@@ -33,6 +33,7 @@ import functools
 import math
 from typing import Any, Callable
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -182,8 +183,9 @@ def dihedral_average(image_fn: ImageFn, image: np.ndarray,
 
 
 Forward = Callable[[np.ndarray], np.ndarray]
-"""float32 (H, W, C) normalised image -> float32 (H, W, num_classes) class scores (logits,
-or probabilities with test-time averaging)."""
+"""float32 (H, W, C) normalised image -> float32 (H, W, num_classes) class scores: logits,
+or with test-time augmentation the log of the averaged probabilities (either way their
+softmax is the probabilities, their argmax the prediction)."""
 
 
 def make_forward(config: ml_collections.ConfigDict, state: Any, tta: bool = False) -> Forward:
@@ -192,13 +194,77 @@ def make_forward(config: ml_collections.ConfigDict, state: Any, tta: bool = Fals
     ``config.eval.mode`` "whole": valid-padding U-Nets go through overlap-tile prediction
     (tiles of ``crop_size``, in batches of ``config.eval.batch_size``); every other model
     runs on the whole image (jit compiles once per image size). "slide": fixed windows
-    (:func:`image_forward`), one compile for every size. ``tta``: the mean class
-    probabilities over the image's 8 rotations and mirrors instead.
+    (:func:`image_forward`), one compile for every size. ``config.eval.scales`` and
+    ``config.eval.flip``, or ``tta`` (the image's 8 rotations and mirrors): the log of the
+    mean class probabilities over them instead (:func:`augment`).
     """
-    forward = model_forward(config, state)
-    if not tta:
+    return augment(config, model_forward(config, state), tta)
+
+
+def symmetries(config: ml_collections.ConfigDict, tta: bool = False
+               ) -> tuple[tuple[int, bool], ...]:
+    """The rotations and mirrors averaged: all 8 with ``tta`` (the U-Net paper's), the image
+    and its left-right mirror with ``config.eval.flip``, else the image alone."""
+    if tta:
+        return DIHEDRAL
+    return ((0, False), (0, True)) if config.eval.flip else ((0, False),)
+
+
+def augment(config: ml_collections.ConfigDict, forward: Forward, tta: bool = False) -> Forward:
+    """``forward`` itself without test-time augmentation (scales (1.0,), no flip, no
+    ``tta``), else the log of its mean probabilities over ``config.eval.scales`` and
+    :func:`symmetries`, each mapped back to the image's size (:func:`augmented_average`)."""
+    check_scales(config)
+    if not (tta or augments(config)):
         return forward
-    return lambda image: dihedral_average(lambda x: softmax(forward(x)), image)
+    scales, chosen = tuple(float(s) for s in config.eval.scales), symmetries(config, tta)
+    return lambda image: np.log(np.maximum(augmented_average(forward, image, scales, chosen),
+                                           np.finfo(np.float32).tiny))
+
+
+def augments(config: ml_collections.ConfigDict) -> bool:
+    """Whether ``config.eval`` asks for test-time augmentation (scales other than (1.0,),
+    or flip)."""
+    return tuple(float(s) for s in config.eval.scales) != (1.0,) or bool(config.eval.flip)
+
+
+def check_scales(config: ml_collections.ConfigDict) -> None:
+    """ConfigError unless ``config.eval.scales`` is a non-empty tuple of numbers > 0 and
+    ``config.eval.flip`` a bool."""
+    scales = tuple(config.eval.scales)
+    if not scales or not all(isinstance(s, (int, float)) and not isinstance(s, bool)
+                             and s > 0 for s in scales):
+        raise ConfigError(f"config.eval.scales = {scales}: give image scales > 0, e.g. "
+                          "(0.5, 0.75, 1.0, 1.25, 1.5, 1.75) or (1.0,) for none")
+    if not isinstance(config.eval.flip, bool):
+        raise ConfigError(f"config.eval.flip = {config.eval.flip!r}: give True or False")
+
+
+def resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """float32 (H, W, C) resized (bilinear, antialiased) to ``size``; itself at its size."""
+    if tuple(x.shape[:2]) == tuple(size):
+        return x
+    return np.asarray(jax.image.resize(jnp.asarray(x), (*size, x.shape[-1]), "linear"),
+                      np.float32)
+
+
+def scaled_size(size: tuple[int, ...], scale: float) -> tuple[int, int]:
+    """(H, W) times ``scale``, rounded, at least one pixel."""
+    return tuple(max(1, round(n * scale)) for n in size[:2])
+
+
+def augmented_average(forward: Forward, image: np.ndarray, scales: tuple[float, ...],
+                      chosen: tuple[tuple[int, bool], ...] = ((0, False),)) -> np.ndarray:
+    """Mean class probabilities of ``image`` (H, W, C) over every scale and symmetry: each
+    copy resized, predicted, its softmax resized back and mapped back. float32 (H, W, K)."""
+    def at_scale(scale: float):
+        def probabilities(x: np.ndarray) -> np.ndarray:
+            scores = forward(np.ascontiguousarray(resize(x, scaled_size(x.shape, scale))))
+            return resize(softmax(scores), x.shape[:2])
+        return probabilities
+
+    total = sum(dihedral_average(at_scale(scale), image, chosen) for scale in scales)
+    return (total / len(scales)).astype(np.float32)
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -303,6 +369,7 @@ def check_eval(config: ml_collections.ConfigDict) -> None:
     input (NYUDv2 late fusion) or more than one scored head (SIFT Flow) when sliding; a valid
     U-Net's window must be square, a size it takes, its stride () or the plan's step."""
     cfg = config.eval
+    check_scales(config)
     if cfg.mode not in EVAL_MODES:
         raise ConfigError(f"config.eval.mode = {cfg.mode!r}: choose one of {EVAL_MODES}")
     if cfg.blend not in sliding.BLENDS:
