@@ -122,4 +122,5 @@ def predict_sliding(window_fn: WindowFn, image: np.ndarray, window: tuple[int, i
                 total[y:y + h, x:x + w] += score * weights[..., None]
                 norm[y:y + h, x:x + w] += weights[..., None]
             bar.update(len(group))
-    return total[:height, :width] / norm[:height, :width]
+    np.divide(total, norm, out=total)  # in place: no second image-sized array
+    return total[:height, :width]
