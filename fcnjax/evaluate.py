@@ -19,8 +19,11 @@ Single-process runs only: the model runs once more over the images, on the host'
 
 Scoring is data parallel over ``config.mesh``, as training is (:mod:`fcnjax.run.parallel`): each
 eval batch is padded with void examples to a multiple of the devices and split over them. A
-checkpoint restores on any number of devices, whatever it was written on. Multi-host: run the
-same command in every process (``JAX_COORDINATOR_ADDRESS`` ...); process 0 prints and writes.
+checkpoint restores on any number of devices, whatever it was written on. With
+``config.eval.mode = "slide"`` or test-time augmentation (``config.eval.scales``,
+``config.eval.flip``) each image is predicted on the host's devices through
+:func:`fcnjax.inference.image_forward` instead (:func:`fcnjax.objective.forward_eval_fn`).
+Multi-host: run the same command in every process (``JAX_COORDINATOR_ADDRESS`` ...); process 0 prints and writes.
 """
 
 from __future__ import annotations

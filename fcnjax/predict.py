@@ -16,9 +16,12 @@ own size in one forward pass (one compile per size); a "valid"-padding U-Net pre
 by tile with mirrored context (:func:`fcnjax.inference.predict_tiled`, tiles of
 ``config.input.crop_size``, ``config.eval.batch_size`` tiles per forward pass).
 ``--config.eval.mode=slide`` predicts any model window by window instead (one compile for
-every image size, memory bounded by ``config.eval.window``; :mod:`fcnjax.sliding`). ``--tta``
+every image size, the network's memory bounded by ``config.eval.window``;
+:mod:`fcnjax.sliding`). ``--tta``
 averages the class probabilities over the 8 rotations and mirrors of each image (the U-Net
 paper's test-time augmentation, :func:`fcnjax.inference.dihedral_average`): 8 times the work.
+``config.eval.scales`` and ``config.eval.flip`` average over resized and mirrored copies
+the same way (:func:`fcnjax.inference.augment`).
 """
 
 from __future__ import annotations
