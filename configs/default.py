@@ -195,7 +195,27 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.allow_config_change = False
 
     config.eval = ml_collections.ConfigDict()
-    config.eval.batch_size = 1
+    config.eval.batch_size = 1                # images, or windows / tiles per forward pass
+    # How evaluate, predict and the evaluation during training run the model on an image
+    # (fcnjax.inference.image_forward): "whole" (the whole image in one pass, one compile per
+    # image size; a valid U-Net tile by tile, tiles of input.crop_size) or "slide" (fixed
+    # windows, eval.batch_size a pass: one compile for every image size, the network's
+    # memory bounded by the window; the image border mirrored for U-Nets, zero-padded and
+    # dropped for FCNs; a valid U-Net: exact overlap-tile with tiles of eval.window).
+    config.eval.mode = "whole"
+    config.eval.window = ()                   # slide: (height, width); (): input.crop_size
+    # slide: (dy, dx) between windows, at most the window; (): two thirds of the window.
+    # A valid U-Net's tiles abut at a step fixed by its geometry: () (or that step).
+    config.eval.stride = ()
+    # slide: weights where windows overlap, "constant" (the mean of the windows) or
+    # "gaussian" (each window's centre counts more than its rim; sigma = 1/8 of the window).
+    config.eval.blend = "constant"
+    # Test-time augmentation in evaluate, predict and the evaluation during training, in
+    # either mode: the class probabilities averaged at the image's size over these scales
+    # (e.g. (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)) and, with flip, left-right mirrors: that many
+    # times the work. (1.0,) and False: plain prediction. predict --tta: 8 rotations and mirrors.
+    config.eval.scales = (1.0,)
+    config.eval.flip = False
     config.eval.num_draw = 4                  # eval images drawn in predictions_<step>.png
     # Class names and colours in tables, grids and predict's masks: "voc", "camvid",
     # "isbi2012", "nyud40", "siftflow" (fcnjax.data.classes.CLASS_SETS); a prepared

@@ -19,8 +19,11 @@ Single-process runs only: the model runs once more over the images, on the host'
 
 Scoring is data parallel over ``config.mesh``, as training is (:mod:`fcnjax.run.parallel`): each
 eval batch is padded with void examples to a multiple of the devices and split over them. A
-checkpoint restores on any number of devices, whatever it was written on. Multi-host: run the
-same command in every process (``JAX_COORDINATOR_ADDRESS`` ...); process 0 prints and writes.
+checkpoint restores on any number of devices, whatever it was written on. With
+``config.eval.mode = "slide"`` or test-time augmentation (``config.eval.scales``,
+``config.eval.flip``) each image is predicted on the host's devices through
+:func:`fcnjax.inference.image_forward` instead (:func:`fcnjax.objective.forward_eval_fn`).
+Multi-host: run the same command in every process (``JAX_COORDINATOR_ADDRESS`` ...); process 0 prints and writes.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 import jax
 import ml_collections
 
-from fcnjax import objective
+from fcnjax import inference, objective
 from fcnjax.data.classes import class_names
 from fcnjax.run import checkpoint, compile_cache, errors, parallel, reporting
 from fcnjax.run import state as run_state
@@ -48,6 +51,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, path: str,
     """
     from fcnjax.data import pipeline
 
+    inference.check_eval(config)
     split = split or config.input.eval_split
     mesh = parallel.mesh_from_config(config.mesh)
     state = run_state.restore_state(config, path, mesh)
@@ -91,7 +95,7 @@ def challenge_metrics(config: ml_collections.ConfigDict, state: Any, split: str
     the softmax's class 0, the true cells are the pixels of class 1 (void counts as
     membrane). Scored by :func:`fcnjax.isbi_metrics.challenge_scores`.
     """
-    from fcnjax import inference, isbi_metrics
+    from fcnjax import isbi_metrics
     from fcnjax.data import pipeline, transforms
 
     cfg = config.input
@@ -142,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
             raise errors.ConfigError(f"unexpected arguments: {args[1:]}")
         if not path.value:
             raise errors.ConfigError("give --checkpoint (a workdir or checkpoint folder)")
+        inference.check_eval(config.value)  # before anything restores or compiles
         parallel.initialize(auto=config.value.mesh.cluster_detect)  # multi-host; else no-op
         compile_cache.enable(config.value.get("compile_cache", compile_cache.AUTO))
         if not flags.FLAGS["verbosity"].present:

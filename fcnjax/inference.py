@@ -1,6 +1,7 @@
 """Inference on whole images of any size: the model's one forward function
 (:func:`make_forward`), overlap-tile prediction (U-Net, section 2) and test-time averaging
-over the dihedral group. Used by ``predict`` and by ``evaluate``'s ISBI challenge scores.
+over the dihedral group. Used by ``predict``, by ``evaluate``'s ISBI challenge scores and,
+with ``config.eval.mode = "slide"``, by every evaluation (:func:`fcnjax.objective.make_eval_fn`).
 
 A valid-convolution network maps a ``tile``-pixel input to the ``out``-pixel centre of it,
 losing ``context = (tile - out) / 2`` pixels on each side. To predict an image of any size,
@@ -15,6 +16,11 @@ and each keeps its first ``step`` rows and columns. Then the pasted result equal
 untiled prediction of the mirrored image wherever both exist, and one tile shape serves
 every image size (the prediction function compiles once).
 
+Every other model can slide fixed windows over the image (``config.eval.mode = "slide"``,
+:mod:`fcnjax.sliding`): one compile for every image size, memory bounded by the window.
+:func:`image_forward` picks the way from the config for predict, evaluate and the
+evaluation during training alike.
+
 >>> plan = unet_plan(unet_geometry(), 572)
 >>> plan.tile, plan.out, plan.context, plan.step
 (572, 388, 92, 384)
@@ -23,13 +29,16 @@ every image size (the prediction function compiles once).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any, Callable
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from fcnjax import sliding
 from fcnjax.models.unet import UNetGeometry, unet_geometry
 from fcnjax.run import xla
 from fcnjax.run.errors import ConfigError
@@ -113,12 +122,12 @@ def cut_tiles(padded: np.ndarray, plan: TilePlan, grid: tuple[int, int]) -> np.n
 def run_batched(tile_fn: TileFn, tiles: np.ndarray, batch_size: int) -> np.ndarray:
     """``tile_fn`` on fixed-size batches (the last padded with zero tiles, then dropped)."""
     outputs = []
-    for start in range(0, len(tiles), batch_size):
-        batch = tiles[start:start + batch_size]
-        filler = batch_size - len(batch)
-        if filler:
-            batch = np.concatenate([batch, np.zeros((filler, *batch.shape[1:]), batch.dtype)])
-        outputs.append(np.asarray(tile_fn(batch))[:batch_size - filler])
+    with sliding.progress(len(tiles), "tile") as bar:
+        for start in range(0, len(tiles), batch_size):
+            batch = tiles[start:start + batch_size]
+            kept = len(batch)
+            outputs.append(np.asarray(tile_fn(sliding.fill_batch(batch, batch_size)))[:kept])
+            bar.update(kept)
     return np.concatenate(outputs)
 
 
@@ -174,22 +183,88 @@ def dihedral_average(image_fn: ImageFn, image: np.ndarray,
 
 
 Forward = Callable[[np.ndarray], np.ndarray]
-"""float32 (H, W, C) normalised image -> float32 (H, W, num_classes) class scores (logits,
-or probabilities with test-time averaging)."""
+"""float32 (H, W, C) normalised image -> float32 (H, W, num_classes) class scores: logits,
+or with test-time augmentation the log of the averaged probabilities (either way their
+softmax is the probabilities, their argmax the prediction)."""
 
 
 def make_forward(config: ml_collections.ConfigDict, state: Any, tta: bool = False) -> Forward:
     """The one model-forward function: class scores of a whole image of any size.
 
-    Valid-padding U-Nets go through overlap-tile prediction (tiles of ``crop_size``, in
-    batches of ``config.eval.batch_size``); every other model runs on the whole image (jit
-    compiles once per image size). ``tta``: the mean class probabilities over the image's
-    8 rotations and mirrors instead.
+    ``config.eval.mode`` "whole": valid-padding U-Nets go through overlap-tile prediction
+    (tiles of ``crop_size``, in batches of ``config.eval.batch_size``); every other model
+    runs on the whole image (jit compiles once per image size). "slide": fixed windows
+    (:func:`image_forward`), one compile for every size. ``config.eval.scales`` and
+    ``config.eval.flip``, or ``tta`` (the image's 8 rotations and mirrors): the log of the
+    mean class probabilities over them instead (:func:`augment`).
     """
-    forward = model_forward(config, state)
-    if not tta:
+    return augment(config, model_forward(config, state), tta)
+
+
+def symmetries(config: ml_collections.ConfigDict, tta: bool = False
+               ) -> tuple[tuple[int, bool], ...]:
+    """The rotations and mirrors averaged: all 8 with ``tta`` (the U-Net paper's), the image
+    and its left-right mirror with ``config.eval.flip``, else the image alone."""
+    if tta:
+        return DIHEDRAL
+    return ((0, False), (0, True)) if config.eval.flip else ((0, False),)
+
+
+def augment(config: ml_collections.ConfigDict, forward: Forward, tta: bool = False) -> Forward:
+    """``forward`` itself without test-time augmentation (scales (1.0,), no flip, no
+    ``tta``), else the log of its mean probabilities over ``config.eval.scales`` and
+    :func:`symmetries`, each mapped back to the image's size (:func:`augmented_average`)."""
+    check_scales(config)
+    if not (tta or augments(config)):
         return forward
-    return lambda image: dihedral_average(lambda x: softmax(forward(x)), image)
+    scales, chosen = tuple(float(s) for s in config.eval.scales), symmetries(config, tta)
+    return lambda image: np.log(np.maximum(augmented_average(forward, image, scales, chosen),
+                                           np.finfo(np.float32).tiny))
+
+
+def augments(config: ml_collections.ConfigDict) -> bool:
+    """Whether ``config.eval`` asks for test-time augmentation (scales other than (1.0,),
+    or flip)."""
+    return tuple(float(s) for s in config.eval.scales) != (1.0,) or bool(config.eval.flip)
+
+
+def check_scales(config: ml_collections.ConfigDict) -> None:
+    """ConfigError unless ``config.eval.scales`` is a non-empty tuple of numbers > 0 and
+    ``config.eval.flip`` a bool."""
+    scales = tuple(config.eval.scales)
+    if not scales or not all(isinstance(s, (int, float)) and not isinstance(s, bool)
+                             and s > 0 for s in scales):
+        raise ConfigError(f"config.eval.scales = {scales}: give image scales > 0, e.g. "
+                          "(0.5, 0.75, 1.0, 1.25, 1.5, 1.75) or (1.0,) for none")
+    if not isinstance(config.eval.flip, bool):
+        raise ConfigError(f"config.eval.flip = {config.eval.flip!r}: give True or False")
+
+
+def resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """float32 (H, W, C) resized (bilinear, antialiased) to ``size``; itself at its size."""
+    if tuple(x.shape[:2]) == tuple(size):
+        return x
+    return np.asarray(jax.image.resize(jnp.asarray(x), (*size, x.shape[-1]), "linear"),
+                      np.float32)
+
+
+def scaled_size(size: tuple[int, ...], scale: float) -> tuple[int, int]:
+    """(H, W) times ``scale``, rounded, at least one pixel."""
+    return tuple(max(1, round(n * scale)) for n in size[:2])
+
+
+def augmented_average(forward: Forward, image: np.ndarray, scales: tuple[float, ...],
+                      chosen: tuple[tuple[int, bool], ...] = ((0, False),)) -> np.ndarray:
+    """Mean class probabilities of ``image`` (H, W, C) over every scale and symmetry: each
+    copy resized, predicted, its softmax resized back and mapped back. float32 (H, W, K)."""
+    def at_scale(scale: float):
+        def probabilities(x: np.ndarray) -> np.ndarray:
+            scores = forward(np.ascontiguousarray(resize(x, scaled_size(x.shape, scale))))
+            return resize(softmax(scores), x.shape[:2])
+        return probabilities
+
+    total = sum(dihedral_average(at_scale(scale), image, chosen) for scale in scales)
+    return (total / len(scales)).astype(np.float32)
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -199,22 +274,124 @@ def softmax(scores: np.ndarray) -> np.ndarray:
     return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
-def model_forward(config: ml_collections.ConfigDict, state: Any) -> Forward:
-    """Class scores (logits) of a whole image: the model, tile by tile if it needs it."""
-    apply = xla.jit(lambda params, x: state.apply_fn({"params": params}, x, train=False))
-    cfg = config.model
+Apply = Callable[[Any, np.ndarray], np.ndarray]
+"""(params, float32 (N, h, w, C) batch) -> float32 (N, h', w', K) host logits: the model
+compiled once per batch shape (a mapping of heads gives its main head, SIFT Flow's "sem")."""
 
-    def run(batch: np.ndarray) -> np.ndarray:
-        logits = apply(state.params, jnp.asarray(batch))
+EVAL_MODES = ("whole", "slide")
+"""How an image goes through the model (``config.eval.mode``)."""
+
+
+def make_apply(apply_fn: Callable[..., Any]) -> Apply:
+    """The model's inference function, jitted once: keep it across evaluations, pass the
+    params of the moment (``image_forward``)."""
+    apply = xla.jit(lambda params, x: apply_fn({"params": params}, x, train=False))
+
+    def run(params: Any, batch: np.ndarray) -> np.ndarray:
+        logits = apply(params, jnp.asarray(batch))
         if isinstance(logits, dict):  # SIFT Flow's two heads: the semantic one
             logits = logits["sem"]
         return np.asarray(logits, np.float32)
 
-    if cfg.name == "unet" and cfg.get("padding") == "valid":
-        geometry = unet_geometry(cfg.levels, cfg.padding, cfg.upsampling)
-        plan = unet_plan(geometry, config.input.crop_size[0])
-        return lambda image: predict_tiled(run, image, plan, batch_size=config.eval.batch_size)
-    if cfg.name == "nyud_late_fusion":
+    return run
+
+
+def model_forward(config: ml_collections.ConfigDict, state: Any) -> Forward:
+    """Class scores (logits) of a whole image: the model, tile by tile if it needs it."""
+    return image_forward(config, make_apply(state.apply_fn), state.params)
+
+
+def image_forward(config: ml_collections.ConfigDict, apply: Apply, params: Any) -> Forward:
+    """The forward of ``config.eval.mode`` with ``params``: the one path of predict, evaluate
+    and the evaluation during training.
+
+    "whole": the image in one pass (a valid U-Net tile by tile, tiles of ``crop_size``);
+    "slide": ``eval.window`` windows every ``eval.stride`` pixels blended by ``eval.blend``
+    (a valid U-Net: overlap-tile with tiles of ``eval.window``), ``eval.batch_size`` a pass.
+    """
+    check_eval(config)
+    if config.model.name == "nyud_late_fusion":
         raise ConfigError("nyud_late_fusion needs two inputs (color and HHA images); "
                           "predict reads one image per file")
+    run = functools.partial(apply, params)
+    cfg, batch_size = config.model, config.eval.batch_size
+    valid_unet = cfg.name == "unet" and cfg.get("padding") == "valid"
+    if config.eval.mode == "slide":
+        window, stride = slide_settings(config)
+        if valid_unet:
+            plan = unet_plan(model_geometry(config), window[0])
+            return lambda image: predict_tiled(run, image, plan, batch_size=batch_size)
+        pad_mode = "reflect" if cfg.name == "unet" else "constant"
+        return functools.partial(sliding.predict_sliding, run, window=window, stride=stride,
+                                 blend=config.eval.blend, batch_size=batch_size,
+                                 pad_mode=pad_mode)
+    if valid_unet:
+        plan = unet_plan(model_geometry(config), config.input.crop_size[0])
+        return lambda image: predict_tiled(run, image, plan, batch_size=batch_size)
     return lambda image: run(image[None])[0]
+
+
+def model_geometry(config: ml_collections.ConfigDict) -> UNetGeometry:
+    """The U-Net geometry of ``config.model``."""
+    cfg = config.model
+    return unet_geometry(cfg.levels, cfg.padding, cfg.upsampling)
+
+
+def pair(config: ml_collections.ConfigDict, name: str, default: tuple[int, ...]
+         ) -> tuple[int, int]:
+    """``config.eval.<name>`` as (height, width), ``default`` when empty; ConfigError when
+    it is not two whole numbers >= 1."""
+    value = tuple(config.eval[name]) or tuple(default)
+    if len(value) != 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1
+                                  for n in value):
+        raise ConfigError(f"config.eval.{name} = {tuple(config.eval[name])}: give () or "
+                          "(height, width) in pixels, e.g. (512, 512)")
+    return value
+
+
+def slide_settings(config: ml_collections.ConfigDict) -> tuple[tuple[int, int],
+                                                               tuple[int, int]]:
+    """(window, stride) of ``config.eval``: window () is ``config.input.crop_size``, stride
+    () two thirds of the window (MMSegmentation's 512 / 341). ConfigError when malformed or
+    when a stride exceeds its window (pixels no window covers)."""
+    window = pair(config, "window", config.input.crop_size)
+    stride = pair(config, "stride", tuple(max(1, 2 * n // 3) for n in window))
+    if any(s > w for s, w in zip(stride, window)):
+        raise ConfigError(f"config.eval.stride = {stride} exceeds config.eval.window = "
+                          f"{window}: pixels between windows would have no prediction; "
+                          "give a stride <= the window")
+    return window, stride
+
+
+def check_eval(config: ml_collections.ConfigDict) -> None:
+    """ConfigError (one line) for a ``config.eval`` the model cannot predict with: an
+    unknown mode or blend, a malformed window or stride, a model with more than one image
+    input (NYUDv2 late fusion) or more than one scored head (SIFT Flow) when sliding; a valid
+    U-Net's window must be square, a size it takes, its stride () or the plan's step."""
+    cfg = config.eval
+    check_scales(config)
+    if cfg.mode not in EVAL_MODES:
+        raise ConfigError(f"config.eval.mode = {cfg.mode!r}: choose one of {EVAL_MODES}")
+    if cfg.blend not in sliding.BLENDS:
+        raise ConfigError(f"config.eval.blend = {cfg.blend!r}: choose one of {sliding.BLENDS}")
+    window, stride = slide_settings(config)
+    if cfg.mode != "slide":
+        return
+    if tuple(config.input.extra_inputs) or tuple(config.input.extra_labels):
+        raise ConfigError("config.eval.mode = 'slide' runs one image input and scores one "
+                          "head; this model has config.input.extra_inputs "
+                          f"{tuple(config.input.extra_inputs)} and extra_labels "
+                          f"{tuple(config.input.extra_labels)}: use mode 'whole'")
+    if config.model.name != "unet" or config.model.get("padding") != "valid":
+        return
+    if window[0] != window[1]:
+        raise ConfigError(f"config.eval.window = {window}: a valid U-Net's overlap-tile "
+                          "windows are square, e.g. (572, 572)")
+    try:
+        plan = unet_plan(model_geometry(config), window[0])
+    except ValueError as error:
+        raise ConfigError(f"config.eval.window = {window}: {error}") from None
+    if tuple(cfg.stride) and stride != (plan.step, plan.step):
+        raise ConfigError(f"config.eval.stride = {stride}: a valid U-Net's tiles abut "
+                          f"exactly, {plan.step} pixels apart for {window[0]}-pixel windows; "
+                          "give () or that step")

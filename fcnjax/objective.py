@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
-from fcnjax import loss_terms, metrics
+from fcnjax import inference, loss_terms, metrics
 from fcnjax.loss_terms import LossTerms
 from fcnjax.data.classes import VOID
 from fcnjax.models import layers
@@ -241,7 +241,11 @@ def make_eval_fn(config: ml_collections.ConfigDict, mesh: Any, sharding: Any) ->
     """``eval_fn(state, host_batch) -> (measurements, predictions)``: ``eval_step`` compiled
     for ``mesh``. The host batch (the same whole batch on every process) is padded with void
     examples to a multiple of the devices, which add nothing to the sums; predictions come
-    back replicated, padding rows last."""
+    back replicated, padding rows last. ``config.eval.mode = "slide"`` or test-time
+    augmentation (``config.eval.scales``, ``config.eval.flip``): :func:`forward_eval_fn`.
+    """
+    if config.eval.mode == "slide" or inference.augments(config):
+        return forward_eval_fn(config)
     sharded = parallel.jit_eval_step(
         functools.partial(eval_step, ignore_label=VOID,
                           extra_inputs=tuple(config.input.extra_inputs)), mesh, sharding)
@@ -249,5 +253,30 @@ def make_eval_fn(config: ml_collections.ConfigDict, mesh: Any, sharding: Any) ->
     def eval_fn(state: Any, batch: Mapping[str, Any]):
         padded = parallel.pad_batch(batch, mesh.shape[parallel.DATA], VOID)
         return sharded(state, parallel.global_batch(padded, mesh, per_process=False))
+
+    return eval_fn
+
+
+def forward_eval_fn(config: ml_collections.ConfigDict) -> Any:
+    """``eval_fn(state, host_batch)`` of ``config.eval.mode = "slide"`` or test-time
+    augmentation: each image of the batch goes through
+    :func:`fcnjax.inference.image_forward` (windows, ``eval.batch_size`` a pass; the model
+    compiles once, on the first call, for every later state) and :func:`fcnjax.inference.augment`,
+    then is scored as ``eval_step`` scores, against its whole label (the loss of augmented
+    scores: of the averaged probabilities). Not data parallel: every process runs the
+    windows on its devices."""
+    score = jax.jit(functools.partial(score_batch, reduction="sum", ignore_label=VOID))
+    applies: list[inference.Apply] = []
+
+    def eval_fn(state: Any, batch: Mapping[str, Any]):
+        if not applies:
+            applies.append(inference.make_apply(state.apply_fn))
+        forward = inference.augment(config, inference.image_forward(config, applies[0],
+                                                                    state.params))
+        logits = np.stack([forward(image) for image in np.asarray(batch["image"])])
+        _, measurements = score(logits, {k: batch[k] for k in ("label", "weight")
+                                         if k in batch})
+        del measurements["loss"]
+        return measurements, np.argmax(logits, -1).astype(np.int32)
 
     return eval_fn

@@ -14,9 +14,14 @@ Images are read and normalised as the config's input pipeline does (``image_mode
 ``bgr``, ``mean``, ``scale``). FCNs and "same"-padding U-Nets predict a whole image at its
 own size in one forward pass (one compile per size); a "valid"-padding U-Net predicts tile
 by tile with mirrored context (:func:`fcnjax.inference.predict_tiled`, tiles of
-``config.input.crop_size``, ``config.eval.batch_size`` tiles per forward pass). ``--tta``
+``config.input.crop_size``, ``config.eval.batch_size`` tiles per forward pass).
+``--config.eval.mode=slide`` predicts any model window by window instead (one compile for
+every image size, the network's memory bounded by ``config.eval.window``;
+:mod:`fcnjax.sliding`). ``--tta``
 averages the class probabilities over the 8 rotations and mirrors of each image (the U-Net
 paper's test-time augmentation, :func:`fcnjax.inference.dihedral_average`): 8 times the work.
+``config.eval.scales`` and ``config.eval.flip`` average over resized and mirrored copies
+the same way (:func:`fcnjax.inference.augment`).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from PIL import Image
 from fcnjax.data import transforms
 from fcnjax.data.classes import class_colors
 from fcnjax.data.image_folder import IMAGE_EXTENSIONS, natural_key, read_image
-from fcnjax.inference import Forward, make_forward
+from fcnjax.inference import Forward, check_eval, make_forward
 from fcnjax.run import checkpoint, compile_cache, errors, state, visualize
 
 
@@ -116,6 +121,7 @@ def predict(config: ml_collections.ConfigDict, checkpoint_path: str, inputs: lis
             output: str, tta: bool = False) -> list[str]:
     """Restore the checkpoint, predict every image of ``inputs``, write PNGs to ``output``
     (``tta``: with 8-way test-time averaging)."""
+    check_eval(config)
     paths = image_paths(inputs)
     check_images(paths)
     restored = state.restore_state(config, checkpoint_path)
@@ -141,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     def run(args: list[str]) -> None:
         if len(args) < 2:
             raise errors.ConfigError("name image files or folders to segment")
+        check_eval(config.value)  # before the checkpoint: a wrong setting is one line
         check_images(image_paths(args[1:]))  # before the checkpoint: a wrong file is one line
         compile_cache.enable(config.value.get("compile_cache", compile_cache.AUTO))
         if not flags.FLAGS["verbosity"].present:

@@ -34,7 +34,7 @@ from flax.training import train_state
 from jax.sharding import Mesh
 from tqdm import tqdm
 
-from fcnjax import loss_terms, losses, models, optim
+from fcnjax import inference, loss_terms, losses, models, optim
 from fcnjax.data import device_elastic
 from fcnjax.objective import (evaluate, loss_options, make_eval_fn, model_inputs,
                               score_batch, summarize, with_class_weights)
@@ -243,6 +243,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
 
     # a config, data or weight file that cannot work fails here, before any folder is made
     check_config(config)
+    inference.check_eval(config)
     optim.check(config.optim, config.train.steps)
     loss_options(config)
     main_process = parallel.is_main_process()

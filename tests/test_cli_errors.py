@@ -39,6 +39,9 @@ def one_line(run, *words):
     (SAMPLE + ["--config.init.checkpoint={tmp}/a", "--config.init.caffe_vgg16={tmp}/b"],
      ["config.init names", "set at most one"]),
     (SAMPLE + ["--config.mesh.data=2"], ["config.mesh.data = 2"]),
+    # issue 23: evaluation settings are checked with the rest, before the workdir
+    (SAMPLE + ["--config.eval.mode=slide", "--config.eval.window=(16,16)",
+               "--config.eval.stride=(8,20)"], ["config.eval.stride = (8, 20)", "exceeds"]),
     (SAMPLE + ["--config.init.pytorch_fcn={tmp}/junk.pth"],
      ["fcnjax.train: error:", "junk.pth", "not a plain tensor file"]),
 ])
@@ -59,6 +62,9 @@ def test_debug_shows_the_traceback(tmp_path):
 def test_evaluate_and_predict_mistakes_are_one_line(tmp_path):
     one_line(cli("fcnjax.evaluate", *SAMPLE, "--checkpoint", tmp_path / "nowhere",
                  timeout=180), "fcnjax.evaluate: error:", "no checkpoint")
+    one_line(cli("fcnjax.evaluate", *SAMPLE, "--checkpoint", tmp_path / "nowhere",
+                 "--config.eval.blend=box", timeout=180),
+             "fcnjax.evaluate: error:", "config.eval.blend = 'box'")  # before the checkpoint
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("not an image")
     one_line(cli("fcnjax.predict", *SAMPLE, "--checkpoint", tmp_path / "nowhere",

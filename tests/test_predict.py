@@ -122,7 +122,7 @@ def test_tta_averages_the_probabilities_of_the_eight_rotations_and_mirrors():
     state = valid_unet_state(config)
     image = np.random.default_rng(1).normal(size=(37, 45, 1)).astype(np.float32)
     plain = inference.make_forward(config, state)
-    averaged = inference.make_forward(config, state, tta=True)(image)
+    averaged = np.exp(inference.make_forward(config, state, tta=True)(image))  # log-probs
     assert averaged.shape == (37, 45, 2)
     np.testing.assert_allclose(averaged.sum(-1), 1.0, rtol=1e-5)
     expected = np.mean([inference.untransform(inference.softmax(plain(np.ascontiguousarray(
@@ -131,5 +131,5 @@ def test_tta_averages_the_probabilities_of_the_eight_rotations_and_mirrors():
     # a symmetric image's averaged map is as symmetric (a single pass need not be)
     square = np.random.default_rng(2).normal(size=(40, 40, 1)).astype(np.float32)
     square = square + square[:, ::-1]
-    out = inference.make_forward(config, state, tta=True)(square)
+    out = np.exp(inference.make_forward(config, state, tta=True)(square))
     np.testing.assert_allclose(out, out[:, ::-1], rtol=1e-5, atol=1e-6)
