@@ -22,6 +22,63 @@ he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 """Gaussian with std sqrt(2 / fan_in): the U-Net paper's init, and a sound one for ReLU trunks."""
 
 
+def wide_kernel_on_small_map(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...]) -> bool:
+    """Whether a convolution's input gradient is cheaper as per-tap matrix products than as
+    XLA:CPU's convolution: when the map has at most C_in * C_out / 1024 pixels (U-Net's
+    bottom: 1024 -> 1024 channels on 10x10 to 32x32 maps). There XLA's form spends most of
+    its time transposing the flipped kernel (3x3x1024x1024: 71 ms on one core); measured
+    one core, fp32 (BENCHMARKS.md): 1024->1024 on 10x10 108 -> 33 ms, 16x16 113 -> 55 ms,
+    1024->512 on 16x16 31 -> 21 ms; outside the rule it loses (1024->512 on 30x30 72 -> 85)."""
+    pixels = math.prod(x_shape[:3])
+    return pixels * 1024 <= kernel_shape[2] * kernel_shape[3]
+
+
+@jax.custom_vjp
+def _small_map_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _small_map_conv_fwd(x, kernel):
+    return _small_map_conv(x, kernel), (x, kernel)
+
+
+def _small_map_conv_bwd(residuals, g):
+    """Input gradient: for every tap, the padded output gradient times that tap's kernel
+    transposed (a product whose transposed operand the dot library reads as it is), summed;
+    kernel gradient: XLA's own."""
+    x, kernel = residuals
+    k, (h, w) = kernel.shape[0], x.shape[1:3]
+    padded = jnp.pad(g, ((0, 0), (k - 1, k - 1), (k - 1, k - 1), (0, 0)))
+    dx = sum(jnp.einsum("nhwo,io->nhwi", padded[:, i:i + h, j:j + w],
+                        kernel[k - 1 - i, k - 1 - j]) for i in range(k) for j in range(k))
+    _, kernel_vjp = jax.vjp(lambda kern: jax.lax.conv_general_dilated(
+        x, kern, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")), kernel)
+    return dx.astype(x.dtype), kernel_vjp(g)[0]
+
+
+_small_map_conv.defvjp(_small_map_conv_fwd, _small_map_conv_bwd)
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
+                         rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
+                         **kwargs):
+    """``jax.lax.conv_general_dilated`` for ``nn.Conv``, with the small-map input gradient
+    (:func:`wide_kernel_on_small_map`) for plain stride-1 VALID NHWC convolutions on the CPU.
+    The forward and the kernel gradient are XLA's; the input gradient is the same sum in
+    another order (~1e-7 apart)."""
+    plain = (lhs.ndim == 4 and padding == "VALID" and tuple(window_strides) == (1, 1)
+             and feature_group_count == 1 and not any(d not in (None, (1, 1))
+                                                      for d in (lhs_dilation, rhs_dilation)))
+    if (plain and jax.default_backend() == "cpu" and rhs.shape[0] > 1
+            and wide_kernel_on_small_map(lhs.shape, rhs.shape)):
+        return _small_map_conv(lhs, rhs)
+    return jax.lax.conv_general_dilated(
+        lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+        rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+        feature_group_count=feature_group_count, **kwargs)
+
+
 class PaddedApartConv(nn.Conv):
     """``nn.Conv`` (same parameters, same names) that zero-pads its input by ``pad_apart``
     on every side and then convolves with its own ``padding`` (VALID): the same numbers,
@@ -47,6 +104,7 @@ def conv(name: str, features: int, kernel: int, *, stride: int = 1, pad: int = 0
     return PaddedApartConv(
         features, (kernel, kernel), strides=(stride, stride), padding="VALID", pad_apart=pad,
         feature_group_count=groups, dtype=dtype, param_dtype=jnp.float32, name=name,
+        conv_general_dilated=conv_general_dilated,
         kernel_init=nn.initializers.zeros if zero_init else he_normal,
         bias_init=nn.initializers.zeros)
 

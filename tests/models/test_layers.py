@@ -168,3 +168,31 @@ def test_fully_connected_conv_equals_the_valid_convolution(kernel, size):
 def test_fully_connected_conv_too_small_map_is_a_clear_error():
     with pytest.raises(ValueError, match="needs a map at least 7x7, got 6x9"):
         layers.FullyConnectedConv(4, 7).init(jax.random.key(0), jnp.ones((1, 6, 9, 2)))
+
+
+@pytest.mark.parametrize("batch, side, c_in, c_out", [(1, 3, 128, 128), (1, 4, 160, 128)])
+def test_small_map_conv_equals_xla_forward_and_gradients(batch, side, c_in, c_out):
+    """The per-tap input gradient used for wide kernels on small maps (U-Net's bottom on the
+    CPU) gives XLA's convolution, input gradient and kernel gradient."""
+    x = jax.random.normal(jax.random.key(4), (batch, side, side, c_in))
+    kernel = jax.random.normal(jax.random.key(5), (3, 3, c_in, c_out))
+    assert layers.wide_kernel_on_small_map(x.shape, kernel.shape)
+
+    def plain(x, kernel):
+        return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    ours, ours_vjp = jax.vjp(lambda x, k: layers.conv_general_dilated(
+        x, k, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")), x, kernel)
+    ref, ref_vjp = jax.vjp(plain, x, kernel)
+    cotangent = jax.random.normal(jax.random.key(6), ref.shape)
+    assert rel_err(ours, ref) < 1e-6
+    for got, want in zip(ours_vjp(cotangent), ref_vjp(cotangent)):
+        assert rel_err(got, want) < 1e-6
+
+
+def test_small_map_rule_keeps_large_maps_and_narrow_kernels_on_xla():
+    assert layers.wide_kernel_on_small_map((1, 10, 10, 1024), (3, 3, 1024, 1024))
+    assert layers.wide_kernel_on_small_map((4, 16, 16, 1024), (3, 3, 1024, 1024))
+    assert not layers.wide_kernel_on_small_map((1, 30, 30, 1024), (3, 3, 1024, 512))
+    assert not layers.wide_kernel_on_small_map((1, 252, 252, 64), (3, 3, 64, 64))
