@@ -66,7 +66,9 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None,
     """``jax.lax.conv_general_dilated`` for ``nn.Conv``, with the small-map input gradient
     (:func:`wide_kernel_on_small_map`) for plain stride-1 VALID NHWC convolutions on the CPU.
     The forward and the kernel gradient are XLA's; the input gradient is the same sum in
-    another order (~1e-7 apart)."""
+    another order (~1e-7 apart). Being a ``jax.custom_vjp``, such a layer takes reverse-mode
+    derivatives only: ``jax.jvp`` / ``jacfwd`` through it raise (on the CPU, for those
+    layers)."""
     plain = (lhs.ndim == 4 and padding == "VALID" and tuple(window_strides) == (1, 1)
              and feature_group_count == 1 and not any(d not in (None, (1, 1))
                                                       for d in (lhs_dilation, rhs_dilation)))
