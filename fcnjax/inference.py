@@ -17,7 +17,8 @@ untiled prediction of the mirrored image wherever both exist, and one tile shape
 every image size (the prediction function compiles once).
 
 Every other model can slide fixed windows over the image (``config.eval.mode = "slide"``,
-:mod:`fcnjax.sliding`): one compile for every image size, memory bounded by the window.
+:mod:`fcnjax.sliding`): one compile for every image size, the network's memory bounded by
+the window (the blended scores stay image-sized).
 :func:`image_forward` picks the way from the config for predict, evaluate and the
 evaluation during training alike.
 

@@ -1,5 +1,6 @@
 """Sliding-window prediction: an image of any size through fixed windows (MMSegmentation's
-``mode='slide'``), so the network compiles once and its memory is bounded by the window.
+``mode='slide'``), so the network compiles once and its activations are bounded by the
+window; the blended scores are one image-sized (H, W, classes) float32 array.
 
 Windows of ``window`` pixels start every ``stride`` pixels along each axis; the last one of
 a row or column is moved back to end flush with the image, so every window lies inside it.
