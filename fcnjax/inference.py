@@ -18,7 +18,9 @@ every image size (the prediction function compiles once).
 
 Every other model can slide fixed windows over the image (``config.eval.mode = "slide"``,
 :mod:`fcnjax.sliding`): one compile for every image size, the network's memory bounded by
-the window (the blended scores stay image-sized).
+the window. :func:`make_labels`, predict's path, reduces the scores to class ids one row of
+windows at a time, so they never exist image-sized; evaluation keeps whole-image scores
+(its loss and the ISBI scores need them).
 :func:`image_forward` picks the way from the config for predict, evaluate and the
 evaluation during training alike.
 
@@ -32,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -304,11 +306,24 @@ def model_forward(config: ml_collections.ConfigDict, state: Any) -> Forward:
 
 def image_forward(config: ml_collections.ConfigDict, apply: Apply, params: Any) -> Forward:
     """The forward of ``config.eval.mode`` with ``params``: the one path of predict, evaluate
-    and the evaluation during training.
+    and the evaluation during training; :func:`image_bands` assembled into one array."""
+    bands = image_bands(config, apply, params)
+    return lambda image: sliding.assemble(bands(image), image.shape[:2])
 
-    "whole": the image in one pass (a valid U-Net tile by tile, tiles of ``crop_size``);
-    "slide": ``eval.window`` windows every ``eval.stride`` pixels blended by ``eval.blend``
-    (a valid U-Net: overlap-tile with tiles of ``eval.window``), ``eval.batch_size`` a pass.
+
+Bands = Callable[[np.ndarray], Iterator[sliding.Band]]
+"""float32 (H, W, C) normalised image -> (y, (rows, W, K) class scores) bands covering its
+rows top to bottom: one band, the whole image, except when sliding windows."""
+
+
+def image_bands(config: ml_collections.ConfigDict, apply: Apply, params: Any) -> Bands:
+    """The class scores of ``config.eval.mode`` with ``params``, in bands of rows.
+
+    "whole": the image in one pass (a valid U-Net tile by tile, tiles of ``crop_size``), one
+    band; "slide": ``eval.window`` windows every ``eval.stride`` pixels blended by
+    ``eval.blend``, ``eval.batch_size`` a pass, a band per row of windows
+    (:func:`fcnjax.sliding.slide_bands`; a valid U-Net: overlap-tile with tiles of
+    ``eval.window``, one band).
     """
     check_eval(config)
     if config.model.name == "nyud_late_fusion":
@@ -317,19 +332,42 @@ def image_forward(config: ml_collections.ConfigDict, apply: Apply, params: Any) 
     run = functools.partial(apply, params)
     cfg, batch_size = config.model, config.eval.batch_size
     valid_unet = cfg.name == "unet" and cfg.get("padding") == "valid"
-    if config.eval.mode == "slide":
+    if config.eval.mode == "slide" and not valid_unet:
         window, stride = slide_settings(config)
-        if valid_unet:
-            plan = unet_plan(model_geometry(config), window[0])
-            return lambda image: predict_tiled(run, image, plan, batch_size=batch_size)
         pad_mode = "reflect" if cfg.name == "unet" else "constant"
-        return functools.partial(sliding.predict_sliding, run, window=window, stride=stride,
+        return functools.partial(sliding.slide_bands, run, window=window, stride=stride,
                                  blend=config.eval.blend, batch_size=batch_size,
                                  pad_mode=pad_mode)
     if valid_unet:
-        plan = unet_plan(model_geometry(config), config.input.crop_size[0])
-        return lambda image: predict_tiled(run, image, plan, batch_size=batch_size)
-    return lambda image: run(image[None])[0]
+        tile = slide_settings(config)[0][0] if config.eval.mode == "slide" else \
+            config.input.crop_size[0]
+        plan = unet_plan(model_geometry(config), tile)
+        return lambda image: iter([(0, predict_tiled(run, image, plan, batch_size))])
+    return lambda image: iter([(0, run(image[None])[0])])
+
+
+Labels = Callable[[np.ndarray], np.ndarray]
+"""float32 (H, W, C) normalised image -> (H, W) predicted class ids."""
+
+
+def make_labels(config: ml_collections.ConfigDict, state: Any, tta: bool = False) -> Labels:
+    """The predicted class of every pixel, as :func:`make_forward` scores it. Without
+    test-time augmentation the scores are reduced band by band (:func:`image_bands`), so
+    sliding windows over a huge image never hold its (H, W, K) scores: uint8 ids (uint16
+    past 256 classes) are all that grows with the image."""
+    if tta or augments(config):
+        forward = make_forward(config, state, tta)
+        return lambda image: np.argmax(forward(image), axis=-1)
+    bands = image_bands(config, make_apply(state.apply_fn), state.params)
+    dtype = np.uint8 if config.model.num_classes <= 256 else np.uint16
+
+    def labels(image: np.ndarray) -> np.ndarray:
+        out = np.empty(image.shape[:2], dtype)
+        for y, band in bands(image):
+            out[y:y + band.shape[0]] = np.argmax(band, axis=-1)
+        return out
+
+    return labels
 
 
 def model_geometry(config: ml_collections.ConfigDict) -> UNetGeometry:

@@ -36,7 +36,7 @@ from PIL import Image
 from fcnjax.data import transforms
 from fcnjax.data.classes import class_colors
 from fcnjax.data.image_folder import IMAGE_EXTENSIONS, natural_key, read_image
-from fcnjax.inference import Forward, check_eval, make_forward
+from fcnjax.inference import Labels, check_eval, make_labels
 from fcnjax.run import checkpoint, compile_cache, errors, state, visualize
 
 
@@ -93,9 +93,10 @@ def palette_png(prediction: np.ndarray, colors: np.ndarray) -> Image.Image:
     return image
 
 
-def predict_files(config: ml_collections.ConfigDict, forward: Forward, paths: list[str],
+def predict_files(config: ml_collections.ConfigDict, labels: Labels, paths: list[str],
                   output: str) -> list[str]:
-    """Write ``<name>.png`` and ``<name>_overlay.png`` for every image; return their paths."""
+    """Write ``<name>.png`` and ``<name>_overlay.png`` for every image, its class ids from
+    ``labels`` (:func:`fcnjax.inference.make_labels`); return their paths."""
     os.makedirs(output, exist_ok=True)
     num_classes = config.model.num_classes
     if num_classes > 256:
@@ -107,7 +108,7 @@ def predict_files(config: ml_collections.ConfigDict, forward: Forward, paths: li
     written = []
     for path in paths:
         display, image = load_image(path, config.input)
-        prediction = np.argmax(forward(image), axis=-1)
+        prediction = labels(image)
         stem = os.path.join(output, os.path.splitext(os.path.basename(path))[0])
         palette_png(prediction, colors).save(stem + ".png")
         mask = visualize.colorize(prediction, num_classes, colors)
@@ -125,7 +126,7 @@ def predict(config: ml_collections.ConfigDict, checkpoint_path: str, inputs: lis
     paths = image_paths(inputs)
     check_images(paths)
     restored = state.restore_state(config, checkpoint_path)
-    return predict_files(config, make_forward(config, restored, tta), paths, output)
+    return predict_files(config, make_labels(config, restored, tta), paths, output)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,6 +1,8 @@
 """Sliding-window prediction: an image of any size through fixed windows (MMSegmentation's
 ``mode='slide'``), so the network compiles once and its activations are bounded by the
-window; the blended scores are one image-sized (H, W, classes) float32 array.
+window. :func:`slide_bands` hands the blended scores out one row of windows at a time, so
+a caller that keeps only labels (``predict``) holds one window row of scores, (window
+height, W, classes) float32; :func:`predict_sliding` assembles the whole (H, W, classes).
 
 Windows of ``window`` pixels start every ``stride`` pixels along each axis; the last one of
 a row or column is moved back to end flush with the image, so every window lies inside it.
@@ -92,36 +94,76 @@ def progress(total: int, unit: str) -> tqdm:
                 disable=total < PROGRESS_WINDOWS, dynamic_ncols=True)
 
 
-def predict_sliding(window_fn: WindowFn, image: np.ndarray, window: tuple[int, int],
-                    stride: tuple[int, int], blend: str = "constant", batch_size: int = 1,
-                    pad_mode: str = "constant") -> np.ndarray:
-    """Class scores of every pixel of ``image``, window by window.
+Band = tuple[int, np.ndarray]
+"""(y, scores): the finished blended scores (rows, W, K) of image rows y ... y + rows - 1."""
+
+
+def slide_bands(window_fn: WindowFn, image: np.ndarray, window: tuple[int, int],
+                stride: tuple[int, int], blend: str = "constant", batch_size: int = 1,
+                pad_mode: str = "constant") -> Iterator[Band]:
+    """Class scores of ``image``, one row of windows at a time, top to bottom.
 
     image: float (H, W, C), any H, W >= 1. window_fn: the network on (batch_size, h, w, C)
     windows, returning (batch_size, h, w, K) scores aligned with its input. stride: (dy, dx),
-    each in [1, window side]. Returns float32 (H, W, K): each pixel's blended scores.
+    each in [1, window side]. Yields (y, float32 (rows, W, K)) bands that tile the image's
+    rows in order, each as soon as no later window reaches it: only one window row of
+    scores, (h, W, K), is held, so memory grows with the image's width, not its area.
     """
     if image.ndim != 3 or min(image.shape[:2]) < 1:
         raise ValueError(f"need an (H, W, C) image, got shape {image.shape}")
     height, width = image.shape[:2]
     padded = pad_to_window(image, window, pad_mode)
     (h, w), weights = window, blend_weights(window, blend)
-    corners = [(y, x) for y in window_starts(padded.shape[0], h, stride[0])
-               for x in window_starts(padded.shape[1], w, stride[1])]
-    total = norm = None
-    with progress(len(corners), "window") as bar:
-        for group in batches(corners, batch_size):
-            cut = np.stack([padded[y:y + h, x:x + w] for y, x in group])
-            scores = np.asarray(window_fn(fill_batch(cut, batch_size)), np.float32)
-            if scores.shape[1:3] != (h, w):
-                raise ValueError(f"window_fn returned {scores.shape[1:3]} scores for "
-                                 f"{(h, w)} windows; sliding needs outputs aligned to inputs")
-            if total is None:
-                total = np.zeros((*padded.shape[:2], scores.shape[-1]), np.float32)
-                norm = np.zeros((*padded.shape[:2], 1), np.float32)
-            for (y, x), score in zip(group, scores):
-                total[y:y + h, x:x + w] += score * weights[..., None]
-                norm[y:y + h, x:x + w] += weights[..., None]
-            bar.update(len(group))
-    np.divide(total, norm, out=total)  # in place: no second image-sized array
-    return total[:height, :width]
+    rows = window_starts(padded.shape[0], h, stride[0])
+    columns = window_starts(padded.shape[1], w, stride[1])
+    total = norm = None  # the scores and weights of padded rows rows[i] ... rows[i] + h - 1
+    with progress(len(rows) * len(columns), "window") as bar:
+        for i, y in enumerate(rows):
+            if i:
+                shift_up(total, y - rows[i - 1])
+                shift_up(norm, y - rows[i - 1])
+            for group in batches(columns, batch_size):
+                cut = np.stack([padded[y:y + h, x:x + w] for x in group])
+                scores = np.asarray(window_fn(fill_batch(cut, batch_size)), np.float32)
+                if scores.shape[1:3] != (h, w):
+                    raise ValueError(f"window_fn returned {scores.shape[1:3]} scores for "
+                                     f"{(h, w)} windows; sliding needs outputs aligned to "
+                                     "inputs")
+                if total is None:
+                    total = np.zeros((h, padded.shape[1], scores.shape[-1]), np.float32)
+                    norm = np.zeros((h, padded.shape[1], 1), np.float32)
+                for x, score in zip(group, scores):
+                    total[:, x:x + w] += score * weights[..., None]
+                    norm[:, x:x + w] += weights[..., None]
+                bar.update(len(group))
+            done = min(rows[i + 1] if i + 1 < len(rows) else y + h, height) - y
+            if done > 0:
+                yield y, total[:done, :width] / norm[:done, :width]
+
+
+def shift_up(rows: np.ndarray, count: int) -> None:
+    """Move ``rows`` (n, ...) up by ``count`` in place, zeros entering at the bottom."""
+    rows[:len(rows) - count] = rows[count:]
+    rows[len(rows) - count:] = 0
+
+
+def assemble(bands: Iterator[Band], size: tuple[int, int]) -> np.ndarray:
+    """The (H, W, K) array of ``bands`` covering ``size`` = (H, W); a band that is the whole
+    image is returned as it is."""
+    out = None
+    for y, band in bands:
+        if y == 0 and band.shape[0] == size[0]:
+            return band
+        if out is None:
+            out = np.empty((*size, band.shape[-1]), band.dtype)
+        out[y:y + band.shape[0]] = band
+    return out
+
+
+def predict_sliding(window_fn: WindowFn, image: np.ndarray, window: tuple[int, int],
+                    stride: tuple[int, int], blend: str = "constant", batch_size: int = 1,
+                    pad_mode: str = "constant") -> np.ndarray:
+    """Class scores of every pixel of ``image``: :func:`slide_bands` (same arguments)
+    assembled into one float32 (H, W, K) array."""
+    bands = slide_bands(window_fn, image, window, stride, blend, batch_size, pad_mode)
+    return assemble(bands, image.shape[:2])

@@ -55,12 +55,12 @@ def test_predict_files_writes_a_mask_and_overlay_per_image_at_its_own_size(tmp_p
     write_image(tmp_path / "a.png", (37, 45))
     write_image(tmp_path / "b.png", (20, 16), mode="RGB")  # converted to the config's mode
 
-    def forward(image):  # class 1 where the normalised pixel is bright
+    def labels(image):  # class 1 where the normalised pixel is bright
         assert image.dtype == np.float32 and image.shape[-1] == 1
-        return np.concatenate([np.zeros_like(image), image], axis=-1)
+        return (image[..., 0] > 0).astype(np.uint8)
 
     out = tmp_path / "out"
-    written = predict.predict_files(config, forward, predict.image_paths([str(tmp_path)]),
+    written = predict.predict_files(config, labels, predict.image_paths([str(tmp_path)]),
                                     str(out))
     assert sorted(os.listdir(out)) == ["a.png", "a_overlay.png", "b.png", "b_overlay.png"]
     assert len(written) == 4

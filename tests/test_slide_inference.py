@@ -204,3 +204,17 @@ def test_training_evaluates_window_by_window(tmp_path):
     summary = train.train_and_evaluate(config, str(tmp_path / "work"))
     assert np.isfinite(summary["loss"]) and 0 <= summary["pixel_acc"] <= 1
     assert np.asarray(summary["confusion"]).sum() == 2 * 128 * 128  # every pixel of 2 images
+
+
+@pytest.mark.parametrize("mode", ["whole", "slide"])
+def test_predicts_labels_band_by_band_as_the_argmax_of_the_assembled_scores(mode):
+    """predict's path (make_labels) reduces each band of rows to class ids: the same ids as
+    the argmax of the whole (H, W, K) scores, as uint8."""
+    config = tiny_config(mode=mode, window=(16, 16), stride=(7, 9))
+    config.eval.blend = "gaussian"
+    state = unet_state(config)
+    image = np.random.default_rng(6).normal(size=(45, 38, 1)).astype(np.float32)
+    labels = inference.make_labels(config, state)(image)
+    assert labels.dtype == np.uint8 and labels.shape == (45, 38)
+    scores = inference.make_forward(config, state)(image)
+    np.testing.assert_array_equal(labels, np.argmax(scores, -1))

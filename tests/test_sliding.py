@@ -93,3 +93,24 @@ def test_large_images_show_a_progress_bar_over_windows(capsys):
     large = np.zeros((100, 100, 1), np.float32)  # 13 x 13 windows
     sliding.predict_sliding(pointwise, large, (8, 8), (8, 8), batch_size=16)
     assert "/169" in capsys.readouterr().err  # a bar over the 169 windows
+
+
+def test_bands_come_out_row_by_row_before_later_windows_run_and_tile_the_image():
+    """A caller gets the top rows before the network has seen the bottom ones, so only one
+    row of windows' scores is ever held; the bands assemble to predict_sliding's array."""
+    image = np.random.default_rng(2).normal(size=(50, 41, 1)).astype(np.float32)
+    seen = []
+
+    def window_fn(windows):
+        seen.append(len(windows))
+        return pointwise(windows) * 0.5
+
+    bands = sliding.slide_bands(window_fn, image, (16, 16), (6, 9), "gaussian")
+    y, first = next(bands)
+    assert y == 0 and first.shape == (6, 41, 2) and len(seen) == 4  # one row of 4 windows
+    rest = list(bands)
+    starts = [0] + [y for y, _ in rest]
+    heights = [6] + [band.shape[0] for _, band in rest]
+    assert starts == list(np.cumsum([0] + heights[:-1])) and sum(heights) == 50
+    whole = sliding.predict_sliding(window_fn, image, (16, 16), (6, 9), "gaussian")
+    np.testing.assert_array_equal(np.concatenate([first] + [b for _, b in rest]), whole)
