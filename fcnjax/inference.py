@@ -354,12 +354,12 @@ def make_labels(config: ml_collections.ConfigDict, state: Any, tta: bool = False
     """The predicted class of every pixel, as :func:`make_forward` scores it. Without
     test-time augmentation the scores are reduced band by band (:func:`image_bands`), so
     sliding windows over a huge image never hold its (H, W, K) scores: uint8 ids (uint16
-    past 256 classes) are all that grows with the image."""
+    from 256 classes on) are all that grows with the image."""
     if tta or augments(config):
         forward = make_forward(config, state, tta)
         return lambda image: np.argmax(forward(image), axis=-1)
     bands = image_bands(config, make_apply(state.apply_fn), state.params)
-    dtype = np.uint8 if config.model.num_classes <= 256 else np.uint16
+    dtype = np.uint8 if config.model.num_classes < 256 else np.uint16
 
     def labels(image: np.ndarray) -> np.ndarray:
         out = np.empty(image.shape[:2], dtype)

@@ -44,10 +44,26 @@ def to_uint8(image: np.ndarray, bgr: bool = False) -> np.ndarray:
     return (scaled * 255).round().astype(np.uint8)
 
 
+CHUNK_PIXELS = 1 << 22
+"""Pixels per slice of rows that ``overlay`` and ``colors_present`` work on at a time, so a
+10000 x 10000 picture needs a few of its own uint8 sizes, not float copies of itself."""
+
+
+def row_slices(shape: Sequence[int]) -> list[slice]:
+    """Consecutive slices of the rows of an (H, W, ...) array, about CHUNK_PIXELS each."""
+    rows = max(1, CHUNK_PIXELS // max(1, shape[1]))
+    return [slice(y, y + rows) for y in range(0, shape[0], rows)]
+
+
 def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """uint8 (H, W, 3) blend of an RGB image and a colour mask of one size: ``alpha`` mask."""
-    blend = (1 - alpha) * np.asarray(image, np.float32) + alpha * np.asarray(mask, np.float32)
-    return blend.round().clip(0, 255).astype(np.uint8)
+    image, mask = np.asarray(image), np.asarray(mask)
+    out = np.empty(np.broadcast_shapes(image.shape, mask.shape), np.uint8)
+    for rows in row_slices(out.shape):
+        blend = ((1 - alpha) * image[rows].astype(np.float32)
+                 + alpha * mask[rows].astype(np.float32))
+        out[rows] = blend.round().clip(0, 255)
+    return out
 
 
 # --- matplotlib plumbing ---------------------------------------------------------------
@@ -107,7 +123,10 @@ def colors_present(mask: np.ndarray, colors: np.ndarray) -> list[int]:
         rgb = np.asarray(rgb, np.int64)
         return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
 
-    return [int(i) for i in np.flatnonzero(np.isin(code(colors), np.unique(code(mask))))]
+    mask = np.asarray(mask)
+    found = np.unique(np.concatenate([np.unique(code(mask[rows]))
+                                      for rows in row_slices(mask.shape)]))
+    return [int(i) for i in np.flatnonzero(np.isin(code(colors), found))]
 
 
 def legend_entries(ids: Sequence[int], void: bool, names: Sequence[str],

@@ -179,3 +179,19 @@ def test_legend_strip_wraps_into_more_rows_when_narrow():
     assert wide.shape[0] < narrow.shape[0] and narrow.shape[1] <= 301
     with pytest.raises(ValueError, match="at least one name"):
         visualize.legend_strip([], [], 300)
+
+
+def test_overlay_and_colours_present_work_slice_by_slice(monkeypatch):
+    """A picture larger than one slice of rows blends and finds colours as a small one does."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (37, 11, 3), dtype=np.uint8)
+    colors = np.array([[10, 20, 30], [200, 0, 0], [0, 0, 255]], np.uint8)
+    mask = colors[np.zeros((37, 11), int)]
+    mask[36, 10] = colors[2]  # in the last slice only
+    whole = visualize.overlay(image, mask, 0.3)
+    monkeypatch.setattr(visualize, "CHUNK_PIXELS", 40)  # slices of 3 rows
+    assert len(visualize.row_slices(image.shape)) == 13
+    np.testing.assert_array_equal(visualize.overlay(image, mask, 0.3), whole)
+    expected = (0.7 * image.astype(np.float32) + 0.3 * mask).round().astype(np.uint8)
+    np.testing.assert_array_equal(whole, expected)
+    assert visualize.colors_present(mask, colors) == [0, 2]
