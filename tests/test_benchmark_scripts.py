@@ -10,7 +10,8 @@ import pytest
 
 import tensorflow_datasets as tfds
 
-from benchmarks import augment_time, cpu_table, input_pipeline, profile_step
+from benchmarks import (augment_time, cpu_table, inference_memory, input_pipeline,
+                        profile_step)
 from fcnjax.data import builders  # noqa: F401  (registers the builders)
 from tests.data.fakes import write_camvid
 
@@ -84,3 +85,23 @@ def test_cpu_table_quick_puts_both_frameworks_on_each_row(tmp_path):
 def test_fp32_peak_is_cores_clock_lanes_and_two_fma_units():
     info = {"cores": 2, "mhz": 2600.0, "lanes": 16}
     assert cpu_table.fp32_peak(info) == 2 * 2.6e9 * 16 * 2 * 2
+
+
+def test_inference_memory_quick_measures_each_row_in_its_own_process(tmp_path, capsys):
+    out = tmp_path / "rows.jsonl"
+    inference_memory.main(["--quick", "--rows", "unet:whole:60,unet:slide:60,fcn8s:whole:40",
+                           "--budget_gb", "0.05", "--json", str(out)])
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    unet_whole, unet_slide, fcn = rows
+    for row in (unet_whole, unet_slide):  # tiles of 44 and of 60: one compile each
+        assert row["status"] == "ok" and row["compiles"] == 1 and row["seconds"] > 0
+        assert 0.05 < row["peak_rss_gb"] < 4
+    # FCN's whole-image forward needs more than the 0.05 GB budget: measured, not run
+    assert fcn["status"].startswith("XLA needs") and fcn["xla_gb"] > 0.05
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| model | image | mode") and len(table) == 5
+
+
+def test_inference_memory_refuses_a_malformed_row():
+    with pytest.raises(SystemExit, match="model:mode:side"):
+        inference_memory.parse_rows("fcn8s:whole:big")
