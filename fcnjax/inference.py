@@ -353,8 +353,8 @@ Labels = Callable[[np.ndarray], np.ndarray]
 def make_labels(config: ml_collections.ConfigDict, state: Any, tta: bool = False) -> Labels:
     """The predicted class of every pixel, as :func:`make_forward` scores it. Without
     test-time augmentation the scores are reduced band by band (:func:`image_bands`), so
-    sliding windows over a huge image never hold its (H, W, K) scores: uint8 ids (uint16
-    from 256 classes on) are all that grows with the image."""
+    sliding windows over a huge image never hold its (H, W, K) scores: beside the image,
+    only the uint8 ids (uint16 from 256 classes on) grow with it."""
     if tta or augments(config):
         forward = make_forward(config, state, tta)
         return lambda image: np.argmax(forward(image), axis=-1)
