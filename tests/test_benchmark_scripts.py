@@ -6,12 +6,14 @@ import os
 import subprocess
 import sys
 
+import jax
+import numpy as np
 import pytest
 
 import tensorflow_datasets as tfds
 
 from benchmarks import (augment_time, cpu_table, inference_memory, input_pipeline,
-                        profile_step)
+                        profile_step, slide_agreement)
 from fcnjax.data import builders  # noqa: F401  (registers the builders)
 from tests.data.fakes import write_camvid
 
@@ -105,3 +107,40 @@ def test_inference_memory_quick_measures_each_row_in_its_own_process(tmp_path, c
 def test_inference_memory_refuses_a_malformed_row():
     with pytest.raises(SystemExit, match="model:mode:side"):
         inference_memory.parse_rows("fcn8s:whole:big")
+
+
+def test_slide_agreement_scores_sliding_against_whole_image_prediction(tmp_path, capsys):
+    from PIL import Image
+
+    from configs import sample
+    from fcnjax import models
+    from fcnjax.run import checkpoint
+    from fcnjax.run.state import create_train_state
+
+    (tmp_path / "tiny.py").write_text(
+        "from configs import sample\n\n\ndef get_config():\n    config = sample.get_config()\n"
+        "    config.model.update({'features': 4, 'levels': 2})\n    return config\n")
+    config = sample.get_config()
+    config.model.update({"features": 4, "levels": 2})
+    state = create_train_state(config, models.build(config.model),
+                               jax.random.key(0, impl="rbg"), (1, 64, 64, 1))
+    with checkpoint.make_manager(str(tmp_path / "work")) as manager:
+        checkpoint.save(manager, 1, state)
+        checkpoint.wait(manager)
+    rng = np.random.default_rng(0)
+    for sub in ("image", "label"):
+        (tmp_path / "data" / "val" / sub).mkdir(parents=True)
+    for name, size in (("3", (40, 56)), ("7", (40, 56)), ("8", (40, 56))):
+        Image.fromarray(rng.integers(0, 256, size).astype(np.uint8)).save(
+            tmp_path / "data" / "val" / "image" / f"{name}.png")
+        Image.fromarray((rng.random(size) > 0.5).astype(np.uint8) * 255).save(
+            tmp_path / "data" / "val" / "label" / f"{name}.png")
+    slide_agreement.main(["--config", str(tmp_path / "tiny.py"), "--checkpoint",
+                          str(tmp_path / "work"), "--data_dir", str(tmp_path / "data"),
+                          "--ids", "3,7", "--window", "32", "--stride", "16"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("2 images of") and "mean IU" in lines[0]
+    rows = [line.split("|")[1:-1] for line in lines[3:]]
+    assert [(r[1].strip(), r[2].strip()) for r in rows] == [("16", "constant"),
+                                                            ("16", "gaussian")]
+    assert all(0 <= float(r[3]) <= 100 for r in rows)
