@@ -10,8 +10,8 @@ import pytest
 
 import tensorflow_datasets as tfds
 
-from benchmarks import (augment_time, cpu_table, inference_memory, input_pipeline,
-                        profile_step)
+from benchmarks import (augment_time, cpu_table, export_time, inference_memory,
+                        input_pipeline, profile_step)
 from fcnjax.data import builders  # noqa: F401  (registers the builders)
 from tests.data.fakes import write_camvid
 
@@ -105,3 +105,12 @@ def test_inference_memory_quick_measures_each_row_in_its_own_process(tmp_path, c
 def test_inference_memory_refuses_a_malformed_row():
     with pytest.raises(SystemExit, match="model:mode:side"):
         inference_memory.parse_rows("fcn8s:whole:big")
+
+
+def test_export_time_gives_the_artifact_size_and_both_times(capsys):
+    rows = export_time.main(["--configs", os.path.join(ROOT, "configs", "sample.py"),
+                             "--size", "32", "--repeats", "2", "--warmup", "1", "--json"])
+    row, = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row == rows[0] and row["model"] == "unet" and row["size"] == "32x32"
+    assert row["artifact_mb"] > 1 and row["artifact_ms"] > 0 and row["jit_ms"] > 0
+    assert row["repeats"] == 2
