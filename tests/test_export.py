@@ -117,18 +117,19 @@ def test_one_fcn_artifact_predicts_three_sizes_and_a_batch_as_predict_does(tmp_p
         np.testing.assert_allclose(got, scores, rtol=1e-5, atol=1e-5 * np.abs(scores).max())
 
 
-def test_the_argmax_head_gives_class_ids():
+def test_the_softmax_and_argmax_heads_give_probabilities_and_class_ids():
     config = tiny_config(mode="whole")
     state = unet_state(config)
-    exported = export.export_prediction(config, state.apply_fn, state.params, head="argmax",
-                                        size=(24, 40), platforms=("cpu",))
     pixels = np.random.default_rng(1).integers(0, 256, (3, 24, 40, 1), np.uint8)
-    ids = np.asarray(exported.call(pixels))
-    assert ids.shape == (3, 24, 40) and ids.dtype == np.int32
     normalised = transforms.normalize({"image": pixels[0]}, config.input.mean,
                                       config.input.scale, config.input.bgr)["image"]
     scores = inference.make_forward(config, state)(normalised)
-    np.testing.assert_array_equal(ids[0], np.argmax(scores, -1))
+    heads = {head: np.asarray(export.export_prediction(
+        config, state.apply_fn, state.params, head=head, size=(24, 40),
+        platforms=("cpu",)).call(pixels)) for head in ("softmax", "argmax")}
+    assert heads["argmax"].shape == (3, 24, 40) and heads["argmax"].dtype == np.int32
+    np.testing.assert_array_equal(heads["argmax"][0], np.argmax(scores, -1))
+    np.testing.assert_allclose(heads["softmax"][0], inference.softmax(scores), atol=1e-6)
 
 
 @pytest.mark.parametrize("args, words", [
