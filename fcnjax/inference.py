@@ -291,12 +291,15 @@ def make_apply(apply_fn: Callable[..., Any]) -> Apply:
     apply = xla.jit(lambda params, x: apply_fn({"params": params}, x, train=False))
 
     def run(params: Any, batch: np.ndarray) -> np.ndarray:
-        logits = apply(params, jnp.asarray(batch))
-        if isinstance(logits, dict):  # SIFT Flow's two heads: the semantic one
-            logits = logits["sem"]
-        return np.asarray(logits, np.float32)
+        return np.asarray(main_scores(apply(params, jnp.asarray(batch))), np.float32)
 
     return run
+
+
+def main_scores(outputs: Any) -> Any:
+    """The logits predicted: the model's output, or of a mapping of heads the semantic one
+    (SIFT Flow's "sem")."""
+    return outputs["sem"] if isinstance(outputs, dict) else outputs
 
 
 def model_forward(config: ml_collections.ConfigDict, state: Any) -> Forward:

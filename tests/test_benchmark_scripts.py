@@ -12,8 +12,8 @@ import pytest
 
 import tensorflow_datasets as tfds
 
-from benchmarks import (augment_time, cpu_table, inference_memory, input_pipeline,
-                        profile_step, slide_agreement)
+from benchmarks import (augment_time, cpu_table, export_time, inference_memory,
+                        input_pipeline, profile_step, slide_agreement)
 from fcnjax.data import builders  # noqa: F401  (registers the builders)
 from tests.data.fakes import write_camvid
 
@@ -144,3 +144,12 @@ def test_slide_agreement_scores_sliding_against_whole_image_prediction(tmp_path,
     assert [(r[1].strip(), r[2].strip()) for r in rows] == [("16", "constant"),
                                                             ("16", "gaussian")]
     assert all(0 <= float(r[3]) <= 100 for r in rows)
+
+
+def test_export_time_gives_the_artifact_size_and_both_times(capsys):
+    rows = export_time.main(["--configs", os.path.join(ROOT, "configs", "sample.py"),
+                             "--size", "32", "--repeats", "2", "--warmup", "1", "--json"])
+    row, = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row == rows[0] and row["model"] == "unet" and row["size"] == "32x32"
+    assert row["artifact_mb"] > 1 and row["artifact_ms"] > 0 and row["jit_ms"] > 0
+    assert row["repeats"] == 2

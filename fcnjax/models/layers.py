@@ -22,13 +22,24 @@ he_normal = nn.initializers.variance_scaling(2.0, "fan_in", "normal")
 """Gaussian with std sqrt(2 / fan_in): the U-Net paper's init, and a sound one for ReLU trunks."""
 
 
+def concrete(*dims: Any) -> bool:
+    """Whether every one of ``dims`` is a plain integer. Under :mod:`jax.export`'s symbolic
+    shapes a height or width is an expression such as ``floordiv(h + 199, 2)``, on which a
+    Python comparison may have no answer: checks and choices that need the number are made
+    only when this is True (the geometry has already guaranteed what they would check)."""
+    return all(isinstance(d, (int, np.integer)) for d in dims)
+
+
 def wide_kernel_on_small_map(x_shape: tuple[int, ...], kernel_shape: tuple[int, ...]) -> bool:
     """Whether a convolution's input gradient is cheaper as per-tap matrix products than as
     XLA:CPU's convolution: when the map has at most C_in * C_out / 1024 pixels (U-Net's
     bottom: 1024 -> 1024 channels on 10x10 to 32x32 maps). There XLA's form spends most of
     its time transposing the flipped kernel (3x3x1024x1024: 71 ms on one core); measured
     one core, fp32 (BENCHMARKS.md): 1024->1024 on 10x10 108 -> 33 ms, 16x16 113 -> 55 ms,
-    1024->512 on 16x16 31 -> 21 ms; outside the rule it loses (1024->512 on 30x30 72 -> 85)."""
+    1024->512 on 16x16 31 -> 21 ms; outside the rule it loses (1024->512 on 30x30 72 -> 85).
+    False for a symbolic map size (an exported model: inference needs no gradient)."""
+    if not concrete(*x_shape[:3]):
+        return False
     pixels = math.prod(x_shape[:3])
     return pixels * 1024 <= kernel_shape[2] * kernel_shape[3]
 
@@ -130,7 +141,7 @@ class FullyConnectedConv(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         """x: (B, H, W, C) -> (B, H - k + 1, W - k + 1, features)."""
         k, (h, w) = self.kernel_size, x.shape[1:3]
-        if h < k or w < k:
+        if concrete(h, w) and (h < k or w < k):
             raise ValueError(f"{self.name}: a {k}x{k} VALID convolution needs a map at least "
                              f"{k}x{k}, got {h}x{w}")
         kernel = self.param("kernel", he_normal, (k, k, x.shape[-1], self.features), jnp.float32)
@@ -157,7 +168,7 @@ def max_pool(x: jax.Array, kernel: int, stride: int, pad: int = 0) -> jax.Array:
     pads = []
     for size in x.shape[1:3]:
         out = coord_map.pool_size(size, kernel, stride, pad)
-        if out < 1:
+        if concrete(out) and out < 1:
             raise ValueError(
                 f"max_pool({kernel}x{kernel}, stride {stride}) got a {x.shape[1]}x{x.shape[2]} "
                 "map and would produce nothing: the input is too small for this network")
@@ -221,17 +232,35 @@ def bilinear_kernel(size: int, channels: int) -> np.ndarray:
     return kernel
 
 
-@functools.lru_cache(maxsize=256)
-def upsampling_matrix(size: int, kernel: int, stride: int, start: int, length: int) -> np.ndarray:
-    """Rows ``start:start+length`` of the 1-D bilinear transposed conv as a (length, size) matrix.
+def upsampling_matrix(size: int, kernel: int, stride: int, start: int, length: int
+                      ) -> np.ndarray | jax.Array:
+    """Rows ``start:start+length`` of the 1-D bilinear transposed conv as a float32
+    (length, size) matrix.
 
     Output position m of a transposed conv receives input i through tap m - i * stride, so
-    ``matrix @ signal`` equals the deconvolution of ``signal`` followed by the crop.
+    ``matrix @ signal`` equals the deconvolution of ``signal`` followed by the crop. A NumPy
+    constant (cached) for concrete sizes; for symbolic ones (jax.export) the same matrix
+    built in the traced program from iotas.
     """
-    taps = bilinear_filter(kernel)
-    rows = np.arange(start, start + length)[:, None] - stride * np.arange(size)[None, :]
+    if concrete(size, length):
+        return constant_upsampling_matrix(size, kernel, stride, start, length)
+    return bilinear_rows(jnp, size, kernel, stride, start, length)
+
+
+@functools.lru_cache(maxsize=256)
+def constant_upsampling_matrix(size: int, kernel: int, stride: int, start: int,
+                               length: int) -> np.ndarray:
+    """:func:`upsampling_matrix` of concrete sizes, as a NumPy array."""
+    return bilinear_rows(np, size, kernel, stride, start, length)
+
+
+def bilinear_rows(xp: Any, size: Any, kernel: int, stride: int, start: int,
+                  length: Any) -> Any:
+    """The matrix of :func:`upsampling_matrix` with the array module ``xp`` (np or jnp)."""
+    taps = xp.asarray(bilinear_filter(kernel), xp.float32)
+    rows = xp.arange(length)[:, None] + start - stride * xp.arange(size)[None, :]
     valid = (rows >= 0) & (rows < kernel)
-    return np.where(valid, taps[np.clip(rows, 0, kernel - 1)], 0.0).astype(np.float32)
+    return xp.where(valid, taps[xp.clip(rows, 0, kernel - 1)], xp.float32(0))
 
 
 def crop(x: jax.Array, offset: int | tuple[int, int], size: tuple[int, int]) -> jax.Array:
@@ -240,7 +269,8 @@ def crop(x: jax.Array, offset: int | tuple[int, int], size: tuple[int, int]) -> 
     offset: cells dropped at the top and left; one int for both axes (the FCN crops).
     """
     (top, left), (h, w) = (offset, offset) if isinstance(offset, int) else offset, size
-    if top < 0 or left < 0 or x.shape[1] < top + h or x.shape[2] < left + w:
+    if concrete(top, left, h, w, *x.shape[1:3]) and (
+            top < 0 or left < 0 or x.shape[1] < top + h or x.shape[2] < left + w):
         raise ValueError(f"cannot crop {h}x{w} at offset {offset} from a "
                          f"{x.shape[1]}x{x.shape[2]} map")
     return x[:, top:top + h, left:left + w]
@@ -305,7 +335,7 @@ class Upscore(nn.Module):
             weight = self.param(
                 "kernel", lambda *_: jnp.asarray(bilinear_kernel(self.kernel, x.shape[-1])))
             return crop(transposed_conv(x, weight.astype(self.dtype), self.stride), offset, size)
-        if offset + size[0] > full[0] or offset + size[1] > full[1]:
+        if concrete(*full, *size) and (offset + size[0] > full[0] or offset + size[1] > full[1]):
             raise ValueError(
                 f"cannot crop {size[0]}x{size[1]} at offset {offset} from a "
                 f"{full[0]}x{full[1]} upsampled map")

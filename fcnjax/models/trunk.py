@@ -93,7 +93,7 @@ class PoolLayer:
         del dtype, train
         if self.kind == "max":
             return layers.max_pool(x, self.kernel, self.stride, self.pad)
-        if min(x.shape[1:3]) < self.kernel:
+        if layers.concrete(*x.shape[1:3]) and min(x.shape[1:3]) < self.kernel:
             raise ValueError(f"{self.name}: {self.kernel}x{self.kernel} average pool needs a map "
                              f"at least that large, got {x.shape[1]}x{x.shape[2]}")
         return nn.avg_pool(x, (self.kernel,) * 2, (self.stride,) * 2)

@@ -124,3 +124,17 @@ def test_unbatched_input_is_a_clear_error():
 def test_unknown_model_name_lists_the_choices():
     with pytest.raises(ValueError, match="fcn8s"):
         models.build({"name": "fcn4s"})
+
+
+@pytest.mark.parametrize("name", ["fcn8s", "fcn_alexnet", "fcn_googlenet", "siftflow_fcn16s"])
+def test_fcns_trace_with_symbolic_batch_height_and_width(name):
+    """jax.export of any image size: no Python branch of the heads needs the sizes' numbers."""
+    from jax import export
+
+    model = models.MODELS[name]()
+    params = jax.eval_shape(model.init, jax.random.key(0), IMAGE)["params"]
+    b, h, w = export.symbolic_shape("b, h, w")
+    exported = export.export(jax.jit(lambda p, x: model.apply({"params": p}, x)),
+                             platforms=("cpu",))(params, jax.ShapeDtypeStruct((b, h, w, 3),
+                                                                              jnp.float32))
+    assert all(out.shape[:3] == (b, h, w) for out in exported.out_avals)

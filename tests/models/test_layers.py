@@ -196,3 +196,22 @@ def test_small_map_rule_keeps_large_maps_and_narrow_kernels_on_xla():
     assert layers.wide_kernel_on_small_map((4, 16, 16, 1024), (3, 3, 1024, 1024))
     assert not layers.wide_kernel_on_small_map((1, 30, 30, 1024), (3, 3, 1024, 512))
     assert not layers.wide_kernel_on_small_map((1, 252, 252, 64), (3, 3, 64, 64))
+
+
+@pytest.mark.parametrize("size, kernel, stride, start, length",
+                         [(3, 4, 2, 1, 6), (7, 64, 32, 19, 200), (5, 63, 32, 18, 101)])
+def test_the_traced_upsampling_matrix_equals_the_constant_one(size, kernel, stride, start, length):
+    traced = jax.jit(lambda: layers.bilinear_rows(jnp, size, kernel, stride, start, length))()
+    np.testing.assert_array_equal(np.asarray(traced),
+                                  layers.upsampling_matrix(size, kernel, stride, start, length))
+
+
+def test_symbolic_sizes_skip_the_checks_that_need_numbers():
+    from jax import export
+
+    b, h = export.symbolic_shape("b, h")
+    assert layers.concrete(3, np.int64(4)) and not layers.concrete(3, h)
+    assert not layers.wide_kernel_on_small_map((b, h, h, 1024), (3, 3, 1024, 1024))
+    cropped = jax.eval_shape(lambda x: layers.crop(x, 2, (h, h)),
+                             jax.ShapeDtypeStruct((b, h + 4, h + 4, 1), jnp.float32))
+    assert cropped.shape == (b, h, h, 1)
