@@ -6,6 +6,12 @@ it is off."""
 import json
 import os
 import re
+import subprocess
+import sys
+
+if __name__ == "__main__":  # run as a file: make the repository root importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))))
 
 import flax.serialization
 import jax
@@ -189,9 +195,46 @@ def test_ema_decay_outside_zero_to_one_is_a_config_error(decay):
         train.optim.check(config.optim, 3)
 
 
-def test_ema_params_are_placed_as_the_params_are():
-    config = ema_config()
-    state = run_state.create_train_state(config, models.build(config.model), KEY, SHAPE)
-    mesh = parallel.make_mesh()
-    sharding = parallel.state_sharding(state, mesh, shard_params=True, min_shard_size=1)
-    assert sharding.ema_params == sharding.params
+def sharded_steps(out):
+    """Subprocess side (2 forced CPU devices): 2 calls under ``accumulate = 2`` (one
+    update) on 1 device and on 2 with params sharded; saves every ema leaf of both, and
+    whether each 2-device ema leaf is placed as its param and split."""
+    config = ema_config(decay=0.5, accumulate=2)
+    start = jax.tree.map(np.asarray, run_state.create_train_state(  # host copies: the
+        config, models.build(config.model), KEY, SHAPE))             # steps donate theirs
+    results = {}
+    for name, devices in (("one", 1), ("two", 2)):
+        mesh = parallel.make_mesh(devices)
+        sharding = parallel.state_sharding(start, mesh, shard_params=devices > 1,
+                                           min_shard_size=0)
+        state = parallel.shard_state(start, sharding)
+        step = parallel.jit_train_step(train.train_step, mesh, sharding)
+        for i in range(2):
+            batch = parallel.global_batch(tiny_batch(seed=i), mesh)
+            state, _ = step(state, batch, jax.random.key(1, impl="rbg"))
+        for i, (ema, param) in enumerate(zip(jax.tree.leaves(state.ema_params),
+                                             jax.tree.leaves(state.params))):
+            results[f"{name}/ema/{i}"] = np.asarray(ema)
+            results[f"{name}/same_place/{i}"] = ema.sharding == param.sharding
+            results[f"{name}/split/{i}"] = not ema.sharding.is_fully_replicated
+    np.savez(out, **results)
+
+
+def test_on_two_devices_with_sharded_params_ema_params_are_split_alike_and_agree(tmp_path):
+    from tests.run.test_parallel import ROOT, finish, worker_env
+
+    out = tmp_path / "ema.npz"
+    finish([subprocess.Popen([sys.executable, __file__, "sharded", str(out)], cwd=ROOT,
+                             env=worker_env(2), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)])
+    results = np.load(out)
+    leaves = sorted(k.rsplit("/", 1)[1] for k in results.files if k.startswith("one/ema/"))
+    assert all(results[f"two/same_place/{i}"] for i in leaves)
+    assert any(results[f"two/split/{i}"] for i in leaves)
+    for i in leaves:
+        np.testing.assert_allclose(results[f"two/ema/{i}"], results[f"one/ema/{i}"],
+                                   rtol=1e-5, atol=1e-6)
+
+
+if __name__ == "__main__":  # the subprocess of the two-device test
+    sharded_steps(sys.argv[2])
