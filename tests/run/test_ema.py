@@ -195,6 +195,19 @@ def test_ema_decay_outside_zero_to_one_is_a_config_error(decay):
         train.optim.check(config.optim, 3)
 
 
+def test_a_resume_may_change_eval_weights_but_not_ema_decay(tmp_path):
+    from fcnjax.run import workdir
+
+    workdir.save_config(tmp_path, ema_config(decay=0.9))
+    config = ema_config(decay=0.9)
+    config.eval.weights = "raw"
+    assert workdir.check_resume(tmp_path, config) == [
+        workdir.Change("eval.weights", "auto", "raw")]
+    config.optim.ema_decay = 0.99
+    with pytest.raises(workdir.ConfigChanged, match="optim.ema_decay 0.9 -> 0.99"):
+        workdir.check_resume(tmp_path, config)
+
+
 def sharded_steps(out):
     """Subprocess side (2 forced CPU devices): 2 calls under ``accumulate = 2`` (one
     update) on 1 device and on 2 with params sharded; saves every ema leaf of both, and
