@@ -13,6 +13,9 @@ The functions are the recipe (tests/models/test_nnx_bridge.py runs them on every
 ``linen_params`` (NNX -> Linen) and ``load_linen_params`` (Linen -> NNX, in place).
 Dropout (FCNs' drop6 / drop7, U-Net's bottom_dropout) runs with ``train=True`` and a
 ``"dropout"`` stream in the module's ``nnx.Rngs`` or in the call's ``rngs=``.
+
+Written against flax 0.12 (checked with 0.12.8), whose ``nnx.Optimizer(model, tx, wrt=...)``
+needs ``wrt`` and whose ``update`` takes the model: ``optimizer.update(model, grads)``.
 """
 
 from __future__ import annotations
