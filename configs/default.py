@@ -180,6 +180,10 @@ def get_config() -> ml_collections.ConfigDict:
     # just the score layers, the paper's FCN-32s-fixed.
     config.optim.trainable = ""
     config.optim.accumulate = 1               # average gradients of k steps per update (iter_size)
+    # Exponential moving average of the weights, moved after every update: ema = decay * ema
+    # + (1 - decay) * params, starting at the initial weights (no debiasing); checkpointed
+    # with the run. 0.0: off (nothing kept); e.g. 0.999 (about the last 1000 updates).
+    config.optim.ema_decay = 0.0
 
     config.train = ml_collections.ConfigDict()
     config.train.steps = 100_000              # optimizer calls (micro-batches if accumulate > 1)
@@ -216,6 +220,10 @@ def get_config() -> ml_collections.ConfigDict:
     # times the work. (1.0,) and False: plain prediction. predict --tta: 8 rotations and mirrors.
     config.eval.scales = (1.0,)
     config.eval.flip = False
+    # Weights that evaluate, predict and the evaluation during training (hence best/) use:
+    # "raw" (the trained params), "ema" (their moving average, optim.ema_decay) or "auto"
+    # ("ema" when optim.ema_decay > 0, else "raw").
+    config.eval.weights = "auto"
     config.eval.num_draw = 4                  # eval images drawn in predictions_<step>.png
     # Class names and colours in tables, grids and predict's masks: "voc", "camvid",
     # "isbi2012", "nyud40", "siftflow" (fcnjax.data.classes.CLASS_SETS); a prepared

@@ -8,7 +8,8 @@ folder (``best`` holds the best evaluation by mean IU), or one ``<step>`` folder
 ``--workdir DIR`` (the old spelling) still works for one release, with a deprecation line. ``--split`` defaults to
 ``config.input.eval_split``. Prints the table and writes it as JSON to
 ``<workdir>/eval_<split>_<step>.json``. A checkpoint of another model is refused with a
-message naming the arrays that do not fit.
+message naming the arrays that do not fit. ``config.eval.weights`` picks the trained weights
+or their moving average (``optim.ema_decay``; :func:`fcnjax.run.state.restore_for_eval`).
 
 ISBI 2012 (``config.eval.isbi_challenge``; 2 classes, membrane = class 0, cell = class 1):
 the report and the JSON (key ``"isbi2012"``)
@@ -54,7 +55,7 @@ def evaluate_checkpoint(config: ml_collections.ConfigDict, path: str,
     inference.check_eval(config)
     split = split or config.input.eval_split
     mesh = parallel.mesh_from_config(config.mesh)
-    state = run_state.restore_state(config, path, mesh)
+    state = run_state.restore_for_eval(config, path, mesh)  # eval.weights: ema or raw
     eval_fn = objective.make_eval_fn(config, mesh, run_state.state_sharding(config, state, mesh))
     batches = pipeline.eval_dataset(config.input, split, config.eval.batch_size)
     summary, _ = objective.evaluate(eval_fn, state, batches)

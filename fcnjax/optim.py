@@ -20,8 +20,11 @@ Momentum is SGD's alone; other optimizers keep optax's defaults.
 paper's FCN-32s-fixed, "only the last layer is fine-tuned"), everything else is frozen.
 
 Config fields read (``config.optim``): name, learning_rate, momentum, weight_decay,
-bias_lr_mult, bias_decay_mult, trainable, schedule, warmup_steps, accumulate
+bias_lr_mult, bias_decay_mult, trainable, schedule, warmup_steps, accumulate, ema_decay
 (``train_upscore``: deprecated, see :func:`check`).
+
+``ema_decay`` > 0 keeps an exponential moving average of the parameters beside them
+(:func:`ema_update`; the train state's ``ema_params``, :mod:`fcnjax.run.state`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import inspect
 from typing import Any, Callable, Mapping
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from fcnjax.run.errors import ConfigError, deprecated
@@ -172,6 +176,10 @@ def check(config: Mapping[str, Any], steps: int) -> None:
     if config["weight_decay"] < 0:
         raise ConfigError(f"config.optim.weight_decay = {config['weight_decay']!r}: it must "
                           "be >= 0")
+    decay = config["ema_decay"]
+    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 <= decay < 1:
+        raise ConfigError(f"config.optim.ema_decay = {decay!r}: it must be in [0, 1) (0: no "
+                          "moving average of the weights; e.g. 0.999)")
     if config.get("train_upscore"):
         deprecated("config.optim.train_upscore", "config.model.learnable_upsampling alone "
                    "decides: learnable upscore kernels learn, fixed ones have no parameters")
@@ -198,3 +206,26 @@ def make_optimizer(config: Mapping[str, Any], steps: int) -> optax.GradientTrans
          "frozen": optax.set_to_zero()},
         lambda params: param_labels(params, config["trainable"]))
     return optax.MultiSteps(tx, every_k_schedule=accumulate) if accumulate > 1 else tx
+
+
+def has_updated(opt_state: Any) -> jax.Array | bool:
+    """Whether the optimizer call that produced ``opt_state`` changed the parameters: always,
+    except for the first k - 1 of every k calls under ``accumulate = k`` (``optax.MultiSteps``
+    only sums their gradients)."""
+    if isinstance(opt_state, optax.MultiStepsState):
+        return jnp.logical_and(opt_state.mini_step == 0, opt_state.gradient_step > 0)
+    return True
+
+
+def ema_update(ema: Any, params: Any, decay: float, updated: jax.Array | bool = True) -> Any:
+    """The moving average after one optimizer update: ``decay * ema + (1 - decay) * params``
+    leaf by leaf (same tree and shapes as ``params``, float32 like them).
+
+    No debiasing: the average starts at the initial parameters (``create_train_state``), not
+    at zero, so it carries no bias toward zero to divide out (optax.ema's ``debias``).
+    updated: False (an accumulating call, :func:`has_updated`) keeps ``ema`` as it is.
+    """
+    def leaf(old: jax.Array, new: jax.Array) -> jax.Array:
+        return jnp.where(updated, decay * old + (1.0 - decay) * new, old)
+
+    return jax.tree.map(leaf, ema, params)

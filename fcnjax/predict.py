@@ -22,6 +22,8 @@ averages the class probabilities over the 8 rotations and mirrors of each image 
 paper's test-time augmentation, :func:`fcnjax.inference.dihedral_average`): 8 times the work.
 ``config.eval.scales`` and ``config.eval.flip`` average over resized and mirrored copies
 the same way (:func:`fcnjax.inference.augment`).
+``config.eval.weights`` picks the trained weights or their moving average
+(``optim.ema_decay``).
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ def predict(config: ml_collections.ConfigDict, checkpoint_path: str, inputs: lis
     check_eval(config)
     paths = image_paths(inputs)
     check_images(paths)
-    restored = state.restore_state(config, checkpoint_path)
+    restored = state.restore_for_eval(config, checkpoint_path)  # eval.weights
     return predict_files(config, make_labels(config, restored, tta), paths, output)
 
 

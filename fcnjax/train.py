@@ -40,7 +40,8 @@ from fcnjax.objective import (evaluate, loss_options, make_eval_fn, model_inputs
                               score_batch, summarize, with_class_weights)
 from fcnjax.run import checkpoint, compile_cache, errors, interrupts, parallel, reporting
 from fcnjax.run.safeguards import check_config, check_finite, prepare_workdir
-from fcnjax.run.state import create_train_state, input_shape, state_sharding
+from fcnjax.run.state import (check_weights, create_train_state, input_shape, state_sharding,
+                              weights_for_eval)
 from fcnjax.run.workdir import RunLock, check_resume, describe_changes, save_config
 from fcnjax.weights import sources
 
@@ -165,7 +166,7 @@ def train_loop(config: ml_collections.ConfigDict, state: train_state.TrainState,
     batches = pipeline.train_batches(config.input, parallel.check_batch(cfg.batch_size, mesh),
                                      config.seed, start)
     if start >= cfg.steps:  # nothing left to train: report the restored model, write nothing
-        summary, _ = evaluate(eval_fn, state, eval_data)
+        summary, _ = evaluate(eval_fn, weights_for_eval(config, state, "the run"), eval_data)
         if reporter is not None:
             tqdm.write(reporting.format_scores({"step": start,
                                                 "split": config.input.eval_split, **summary}))
@@ -201,7 +202,8 @@ def train_loop(config: ml_collections.ConfigDict, state: train_state.TrainState,
                 totals, window, tick = None, 0, time.perf_counter()
             if evaluating and not stopping:
                 began = time.perf_counter()
-                summary = log_eval(config, reporter, step, eval_fn, state, eval_data, names)
+                summary = log_eval(config, reporter, step, eval_fn,
+                                   weights_for_eval(config, state, "the run"), eval_data, names)
                 save_best(best, step, state, summary)
                 tick += time.perf_counter() - began  # images/s: train steps only
                 stopping = not last and stop.should_stop()  # a signal during the evaluation
@@ -229,6 +231,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     is made. The workdir holds one run at a time (``run.lock``, :class:`RunLock`) and its
     ``config.json``; a resume with another config is refused (``check_and_save_config``).
 
+    The evaluations (and so ``best``) use the weights ``config.eval.weights`` names: the
+    trained ones or their moving average (``optim.ema_decay``).
+
     Data parallel over ``config.mesh`` (:mod:`fcnjax.run.parallel`); every process of a
     multi-process run calls this, on a workdir all of them see. All of them step, evaluate
     and save checkpoints (orbax writes each from all together); process 0 alone writes
@@ -245,6 +250,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     check_config(config)
     inference.check_eval(config)
     optim.check(config.optim, config.train.steps)
+    check_weights(config)
     loss_options(config)
     main_process = parallel.is_main_process()
     for note in loss_terms.notes(config) if main_process else ():

@@ -494,6 +494,18 @@ def restore_path(path: str, state: State) -> State:
             raise CorruptCheckpoint(folder, step, e.reason, _alternatives(folder, step)) from e
 
 
+def saved_fields(path: str) -> set[str] | None:
+    """The top-level names of the state saved in the checkpoint ``path`` names (see
+    ``locate``), e.g. {"step", "params", "opt_state", "ema_params"}, read from its metadata
+    (no array is read); None when that cannot be read (a restore then says why)."""
+    folder, step = locate(path)
+    item = epath.Path(folder) / str(step) / ITEM
+    try:
+        return set(ocp.StandardCheckpointHandler().metadata(item).tree)
+    except Exception:  # noqa: BLE001 (damaged metadata: restore_path names the damage)
+        return None
+
+
 def latest_step(workdir: str) -> int | None:
     """Step of the newest checkpoint in ``workdir``, or None when there is none."""
     if not os.path.isdir(checkpoint_dir(workdir)):

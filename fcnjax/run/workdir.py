@@ -53,7 +53,7 @@ RESUMABLE_FIELDS = frozenset({
     "train.steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
     "train.max_to_keep", "train.keep_best", "train.allow_config_change",
     "eval.num_draw", "eval.batch_size", "eval.mode", "eval.window", "eval.stride",
-    "eval.blend",
+    "eval.blend", "eval.weights",
     "input.workers", "input.read_threads", "input.check_data", "compile_cache",
     "input.augment_on",
 })
