@@ -40,6 +40,7 @@ import ml_collections
 import numpy as np
 
 from fcnjax import sliding
+from fcnjax.models.norm import state_variables
 from fcnjax.models.unet import UNetGeometry, unet_geometry
 from fcnjax.run import xla
 from fcnjax.run.errors import ConfigError
@@ -276,7 +277,7 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 
 
 Apply = Callable[[Any, np.ndarray], np.ndarray]
-"""(params, float32 (N, h, w, C) batch) -> float32 (N, h', w', K) host logits: the model
+"""(variables, float32 (N, h, w, C) batch) -> float32 (N, h', w', K) host logits: the model
 compiled once per batch shape (a mapping of heads gives its main head, SIFT Flow's "sem")."""
 
 EVAL_MODES = ("whole", "slide")
@@ -285,11 +286,12 @@ EVAL_MODES = ("whole", "slide")
 
 def make_apply(apply_fn: Callable[..., Any]) -> Apply:
     """The model's inference function, jitted once: keep it across evaluations, pass the
-    params of the moment (``image_forward``)."""
-    apply = xla.jit(lambda params, x: apply_fn({"params": params}, x, train=False))
+    variables of the moment (``image_forward``; ``{"params": ...}``, with ``"batch_stats"``
+    for a model with BatchNorm, whose running statistics it then uses)."""
+    apply = xla.jit(lambda variables, x: apply_fn(variables, x, train=False))
 
-    def run(params: Any, batch: np.ndarray) -> np.ndarray:
-        logits = apply(params, jnp.asarray(batch))
+    def run(variables: Any, batch: np.ndarray) -> np.ndarray:
+        logits = apply(variables, jnp.asarray(batch))
         if isinstance(logits, dict):  # SIFT Flow's two heads: the semantic one
             logits = logits["sem"]
         return np.asarray(logits, np.float32)
@@ -299,11 +301,11 @@ def make_apply(apply_fn: Callable[..., Any]) -> Apply:
 
 def model_forward(config: ml_collections.ConfigDict, state: Any) -> Forward:
     """Class scores (logits) of a whole image: the model, tile by tile if it needs it."""
-    return image_forward(config, make_apply(state.apply_fn), state.params)
+    return image_forward(config, make_apply(state.apply_fn), state_variables(state))
 
 
-def image_forward(config: ml_collections.ConfigDict, apply: Apply, params: Any) -> Forward:
-    """The forward of ``config.eval.mode`` with ``params``: the one path of predict, evaluate
+def image_forward(config: ml_collections.ConfigDict, apply: Apply, variables: Any) -> Forward:
+    """The forward of ``config.eval.mode`` with ``variables`` (:func:`make_apply`): the one path of predict, evaluate
     and the evaluation during training.
 
     "whole": the image in one pass (a valid U-Net tile by tile, tiles of ``crop_size``);
@@ -314,7 +316,7 @@ def image_forward(config: ml_collections.ConfigDict, apply: Apply, params: Any) 
     if config.model.name == "nyud_late_fusion":
         raise ConfigError("nyud_late_fusion needs two inputs (color and HHA images); "
                           "predict reads one image per file")
-    run = functools.partial(apply, params)
+    run = functools.partial(apply, variables)
     cfg, batch_size = config.model, config.eval.batch_size
     valid_unet = cfg.name == "unet" and cfg.get("padding") == "valid"
     if config.eval.mode == "slide":

@@ -37,6 +37,15 @@ def input_shape(config: ml_collections.ConfigDict) -> Shape | dict[str, Shape]:
                                for key, mean in zip(cfg.extra_inputs, cfg.extra_means)}}
 
 
+class TrainState(train_state.TrainState):
+    """flax's TrainState (step, params, optimizer state) with the model's BatchNorm running
+    statistics, ``batch_stats`` (``config.model.norm = "batch"``; None for a model that
+    keeps none). Train steps update them, evaluation and prediction read them, checkpoints
+    hold them."""
+
+    batch_stats: Any = None
+
+
 def is_shape(x: Any) -> bool:
     """Whether ``x`` is a shape tuple (a leaf of :func:`input_shape`'s result)."""
     return isinstance(x, tuple) and all(isinstance(n, int) for n in x)
@@ -44,26 +53,31 @@ def is_shape(x: Any) -> bool:
 
 def create_train_state(config: ml_collections.ConfigDict, model: Any, key: jax.Array,
                        image_shape: Shape | Mapping[str, Shape], *, pretrained: bool = True,
-                       params: Any = None) -> train_state.TrainState:
+                       params: Any = None) -> TrainState:
     """Initialise ``model`` on zeros of ``image_shape`` (B, H, W, C) with the config's optimizer
     (a mapping of shapes for a model of several inputs, see ``input_shape``).
 
     Weights come from :func:`fcnjax.weights.sources.initial_params` when ``config.init``
     names a source and ``pretrained`` is set; pass ``pretrained=False`` for a template that a
     checkpoint restore will overwrite anyway (no weight file is read then). params: initial
-    params read already (``pretrained`` is then ignored).
+    params read already (``pretrained`` is then ignored). A model with BatchNorm gets its
+    initial ``batch_stats`` (zero means, unit variances) from ``model.init``.
     """
     if params is None and pretrained:
         from fcnjax.weights import sources  # weight readers: only when a source is named
 
         params = sources.initial_params(config.init, model, key, image_shape)
-    if params is None:
+    batch_stats = None
+    if params is None or getattr(model, "norm", "none") == "batch":
         init = jax.jit(functools.partial(model.init, train=False))
         zeros = jax.tree.map(lambda shape: jnp.zeros(shape, jnp.float32), image_shape,
                              is_leaf=is_shape)
-        params = init(key, zeros)["params"]
+        variables = init(key, zeros)
+        params = variables["params"] if params is None else params
+        batch_stats = variables.get("batch_stats")
     tx = optim.make_optimizer(config.optim, config.train.steps)
-    return train_state.TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+    return TrainState.create(apply_fn=model.apply, params=params, tx=tx,
+                             batch_stats=batch_stats)
 
 
 def state_sharding(config: ml_collections.ConfigDict, state: Any, mesh: Mesh) -> Any:
