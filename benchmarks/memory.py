@@ -176,16 +176,18 @@ def largest_batch(total_of: Callable[[int], int], budget: float, known: dict[int
     (b1, m1), (b2, m2) = sorted(known.items())[:2] if len(known) > 1 else ((1, known[1]),) * 2
     slope = (m2 - m1) / (b2 - b1) if b2 != b1 else m1
     guess = max(1, int((budget - m1) / max(slope, 1)) + b1)
-    lo, hi = 1, None
-    if fits(guess):
-        lo, step = guess, 1
-        while hi is None:
-            if fits(lo + step):
-                lo, step = lo + step, step * 2
-            else:
-                hi = lo + step
-    else:
-        hi = guess
+    lo, hi, step = (guess, None, 1) if fits(guess) else (None, guess, 1)
+    while hi is None:  # the guess fits: walk up, doubling the step, to one that does not
+        if fits(lo + step):
+            lo, step = lo + step, step * 2
+        else:
+            hi = lo + step
+    while lo is None:  # it does not: walk down the same way to one that fits
+        below = max(1, hi - step)
+        if fits(below):
+            lo = below
+        else:
+            hi, step = below, step * 2
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)

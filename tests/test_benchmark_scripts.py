@@ -111,6 +111,7 @@ def test_memory_largest_batch_bisects_from_the_affine_guess():
         return 100 + 10 * batch + (5 if batch > 30 else 0)  # not quite affine
 
     known = {1: total_of(1), 8: total_of(8)}
-    assert memory.largest_batch(total_of, 405, known) == 30
+    assert memory.largest_batch(total_of, 405, known) == 30  # guess 30 fits, 31 not
+    assert memory.largest_batch(total_of, 700, known) == 59  # guess 60 misses by the 5
     assert memory.largest_batch(total_of, 50, {1: 110}) == 0
-    assert len(compiled) <= 6
+    assert len(compiled) <= 8
