@@ -68,8 +68,10 @@ CONFIGS = {"fcn8s": fcn8s_config, "unet": unet_config}
 GB = 1e9
 
 COLUMNS = [common.Column("model", "model"), common.Column("remat", "remat"),
-           common.Column("size", "batch x size"), common.Column("argument_gb", "args GB", "{:.2f}"),
-           common.Column("temp_gb", "temp GB", "{:.2f}"), common.Column("total_gb", "total GB", "{:.2f}"),
+           common.Column("size", "batch x size"),
+           common.Column("argument_gb", "args GB", "{:.2f}"),
+           common.Column("temp_gb", "temp GB", "{:.2f}"),
+           common.Column("total_gb", "total GB", "{:.2f}"),
            common.Column("residuals_gb", "residuals GB", "{:.2f}"),
            common.Column("step_ms", "step ms", "{:.0f}"),
            common.Column("time_size", "timed at"),

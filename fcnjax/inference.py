@@ -305,8 +305,8 @@ def model_forward(config: ml_collections.ConfigDict, state: Any) -> Forward:
 
 
 def image_forward(config: ml_collections.ConfigDict, apply: Apply, variables: Any) -> Forward:
-    """The forward of ``config.eval.mode`` with ``variables`` (:func:`make_apply`): the one path of predict, evaluate
-    and the evaluation during training.
+    """The forward of ``config.eval.mode`` with ``variables`` (:func:`make_apply`): the one
+    path of predict, evaluate and the evaluation during training.
 
     "whole": the image in one pass (a valid U-Net tile by tile, tiles of ``crop_size``);
     "slide": ``eval.window`` windows every ``eval.stride`` pixels blended by ``eval.blend``
