@@ -69,7 +69,7 @@ def measure(path: str, size: int | None, warmup: int, repeats: int, seed: int) -
                                                  np.zeros(shape, np.float32))["params"], seed)
     side = size or DEFAULT_SIZES.get(config.model.name, 500)
     start = time.perf_counter()
-    exported = export.export_prediction(config, model.apply, params)
+    exported = export.export_prediction(config, model.apply, {"params": params})
     with tempfile.TemporaryDirectory() as folder:
         nbytes = export.write(exported, f"{folder}/model.jax")
         with open(f"{folder}/model.jax", "rb") as f:
@@ -78,7 +78,7 @@ def measure(path: str, size: int | None, warmup: int, repeats: int, seed: int) -
     pixels = np.random.default_rng(seed).integers(0, 256, (1, side, side, shape[-1]), np.uint8)
     artifact_first, artifact_ms = first_and_median(jax.jit(loaded.call), pixels, warmup,
                                                    repeats)
-    jit_first, jit_ms = first_and_median(jax.jit(export.prediction(config, model.apply, params)),
+    jit_first, jit_ms = first_and_median(jax.jit(export.prediction(config, model.apply, {"params": params})),
                                          pixels, warmup, repeats)
     return {"model": config.model.name, "size": f"{side}x{side}", "artifact_mb": nbytes / 1e6,
             "export_s": export_s, "artifact_first_s": artifact_first, "jit_first_s": jit_first,

@@ -30,6 +30,17 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.num_classes = 21             # PASCAL VOC: 20 classes + background
     config.model.learnable_upsampling = False  # the reference keeps bilinear upscore fixed
     config.model.dtype = "float32"            # compute dtype; params stay float32
+    # Normalisation after each conv, before its ReLU, for training from scratch
+    # (fcnjax.models.norm): "none" (the papers'), "batch" (running statistics kept in the
+    # train state and checkpoints) or "group". U-Net and every FCN trunk; a config.init
+    # weight source needs "none".
+    config.model.norm = "none"
+    config.model.norm_groups = 32             # "group": the largest divisor of a conv's
+                                              # channels not above this (64 -> 32, 48 -> 24)
+    # Rematerialisation (fcnjax.models.remat): recompute activations in the backward pass to
+    # save memory: "none", "stages" (keep each trunk stage's / U-Net level's output) or
+    # "full" (keep each layer's output). Same parameters and results.
+    config.model.remat = "none"
 
     config.init = ml_collections.ConfigDict()  # where the weights start (at most one set)
     config.init.checkpoint = ""               # workdir of an earlier stage (16s from 32s): copy

@@ -24,7 +24,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.prng_impl = "rbg"                  # threefry's init compiles for ~10 s on CPU
     config.model = ml_collections.ConfigDict(dict(
         name="unet", num_classes=2, features=16, levels=4, padding="same",
-        upsampling="transpose", dropout=0.5, dtype="float32"))
+        upsampling="transpose", dropout=0.5, dtype="float32", norm="none", norm_groups=32,
+        remat="none"))
 
     config.input.data_dir = os.path.normpath(SAMPLE)
     config.input.image_mode = "L"

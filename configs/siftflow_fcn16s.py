@@ -20,7 +20,8 @@ from configs import default
 def get_config():
     config = default.get_config()
     config.model = ml_collections.ConfigDict(dict(
-        name="siftflow_fcn16s", num_classes=33, learnable_upsampling=False, dtype="float32"))
+        name="siftflow_fcn16s", num_classes=33, learnable_upsampling=False, dtype="float32",
+        norm="none", norm_groups=32, remat="none"))
     config.eval.classes = "siftflow"
     config.input.source = "tfds"
     config.input.tfds_name = "sift_flow"

@@ -29,7 +29,8 @@ def get_config():
     config = default.get_config()
     config.model = ml_collections.ConfigDict(dict(
         name="unet", num_classes=2, features=64, levels=4, padding="valid",
-        upsampling="transpose", dropout=0.5, dtype="float32"))
+        upsampling="transpose", dropout=0.5, dtype="float32", norm="none", norm_groups=32,
+        remat="none"))
 
     config.input.eval_split = "train"
     config.input.train_ids = "0-24"           # fixed split of the 30 labelled images:

@@ -32,6 +32,7 @@ from jax import export
 
 from fcnjax import inference
 from fcnjax.data import transforms
+from fcnjax.models.norm import state_variables
 from fcnjax.models.unet import UNetGeometry
 from fcnjax.run import errors, state
 
@@ -130,9 +131,11 @@ def input_spec(config: ml_collections.ConfigDict, size: tuple[int, int] | None =
     return jax.ShapeDtypeStruct((batch, *size, channels), jnp.uint8)
 
 
-def prediction(config: ml_collections.ConfigDict, apply_fn: Callable[..., Any], params: Any,
-               head: str = "logits") -> Callable[[jax.Array], jax.Array]:
-    """uint8 (B, H, W, C) images -> the ``head`` of the model's scores, weights closed over.
+def prediction(config: ml_collections.ConfigDict, apply_fn: Callable[..., Any],
+               variables: Any, head: str = "logits") -> Callable[[jax.Array], jax.Array]:
+    """uint8 (B, H, W, C) images -> the ``head`` of the model's scores, its ``variables``
+    (``{"params": ...}``, with ``"batch_stats"`` for BatchNorm: the running statistics)
+    closed over.
 
     The images are normalised by :func:`fcnjax.data.transforms.normalize` with
     ``config.input``'s ``mean``, ``scale`` and ``bgr``, as ``predict`` normalises a file.
@@ -141,19 +144,19 @@ def prediction(config: ml_collections.ConfigDict, apply_fn: Callable[..., Any], 
 
     def predict(pixels: jax.Array) -> jax.Array:
         image = transforms.normalize({"image": pixels}, cfg.mean, cfg.scale, cfg.bgr)["image"]
-        scores = inference.main_scores(apply_fn({"params": params}, image, train=False))
+        scores = inference.main_scores(apply_fn(variables, image, train=False))
         return HEADS[head](scores)
 
     return predict
 
 
 def export_prediction(config: ml_collections.ConfigDict, apply_fn: Callable[..., Any],
-                      params: Any, head: str = "logits", size: tuple[int, int] | None = None,
+                      variables: Any, head: str = "logits", size: tuple[int, int] | None = None,
                       platforms: Sequence[str] = PLATFORMS) -> export.Exported:
-    """The :func:`prediction` of ``params`` traced for :func:`input_spec` and lowered for
+    """The :func:`prediction` of ``variables`` traced for :func:`input_spec` and lowered for
     ``platforms``."""
     check_export(config, head, size)
-    fn = jax.jit(prediction(config, apply_fn, params, head))
+    fn = jax.jit(prediction(config, apply_fn, variables, head))
     return export.export(fn, platforms=tuple(platforms))(input_spec(config, size))
 
 
@@ -169,8 +172,9 @@ def export_checkpoint(config: ml_collections.ConfigDict, checkpoint_path: str, o
                       head: str = "logits", size: tuple[int, int] | None = None) -> str:
     """Restore the checkpoint, export its prediction to ``output``; a one-line summary."""
     check_export(config, head, size)
-    restored = state.restore_state(config, checkpoint_path)
-    exported = export_prediction(config, restored.apply_fn, restored.params, head, size)
+    restored = state.restore_for_eval(config, checkpoint_path)  # eval.weights
+    exported = export_prediction(config, restored.apply_fn, state_variables(restored), head,
+                                 size)
     nbytes = write(exported, output)
     return (f"wrote {output} ({nbytes / 1e6:.2f} MB, weights inside; "
             f"{', '.join(exported.platforms)}): {exported.in_avals[0].str_short()} -> "

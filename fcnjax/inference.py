@@ -42,6 +42,7 @@ import ml_collections
 import numpy as np
 
 from fcnjax import sliding
+from fcnjax.models.norm import state_variables
 from fcnjax.models.unet import UNetGeometry, unet_geometry
 from fcnjax.run import xla
 from fcnjax.run.errors import ConfigError
@@ -278,7 +279,7 @@ def softmax(scores: np.ndarray) -> np.ndarray:
 
 
 Apply = Callable[[Any, np.ndarray], np.ndarray]
-"""(params, float32 (N, h, w, C) batch) -> float32 (N, h', w', K) host logits: the model
+"""(variables, float32 (N, h, w, C) batch) -> float32 (N, h', w', K) host logits: the model
 compiled once per batch shape (a mapping of heads gives its main head, SIFT Flow's "sem")."""
 
 EVAL_MODES = ("whole", "slide")
@@ -287,11 +288,12 @@ EVAL_MODES = ("whole", "slide")
 
 def make_apply(apply_fn: Callable[..., Any]) -> Apply:
     """The model's inference function, jitted once: keep it across evaluations, pass the
-    params of the moment (``image_forward``)."""
-    apply = xla.jit(lambda params, x: apply_fn({"params": params}, x, train=False))
+    variables of the moment (``image_forward``; ``{"params": ...}``, with ``"batch_stats"``
+    for a model with BatchNorm, whose running statistics it then uses)."""
+    apply = xla.jit(lambda variables, x: apply_fn(variables, x, train=False))
 
-    def run(params: Any, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(main_scores(apply(params, jnp.asarray(batch))), np.float32)
+    def run(variables: Any, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(main_scores(apply(variables, jnp.asarray(batch))), np.float32)
 
     return run
 
@@ -304,13 +306,14 @@ def main_scores(outputs: Any) -> Any:
 
 def model_forward(config: ml_collections.ConfigDict, state: Any) -> Forward:
     """Class scores (logits) of a whole image: the model, tile by tile if it needs it."""
-    return image_forward(config, make_apply(state.apply_fn), state.params)
+    return image_forward(config, make_apply(state.apply_fn), state_variables(state))
 
 
-def image_forward(config: ml_collections.ConfigDict, apply: Apply, params: Any) -> Forward:
-    """The forward of ``config.eval.mode`` with ``params``: the one path of predict, evaluate
-    and the evaluation during training; :func:`image_bands` assembled into one array."""
-    bands = image_bands(config, apply, params)
+def image_forward(config: ml_collections.ConfigDict, apply: Apply, variables: Any) -> Forward:
+    """The forward of ``config.eval.mode`` with ``variables`` (:func:`make_apply`): the one
+    path of predict, evaluate and the evaluation during training; :func:`image_bands`
+    assembled into one array."""
+    bands = image_bands(config, apply, variables)
     return lambda image: sliding.assemble(bands(image), image.shape[:2])
 
 
@@ -319,8 +322,8 @@ Bands = Callable[[np.ndarray], Iterator[sliding.Band]]
 rows top to bottom: one band, the whole image, except when sliding windows."""
 
 
-def image_bands(config: ml_collections.ConfigDict, apply: Apply, params: Any) -> Bands:
-    """The class scores of ``config.eval.mode`` with ``params``, in bands of rows.
+def image_bands(config: ml_collections.ConfigDict, apply: Apply, variables: Any) -> Bands:
+    """The class scores of ``config.eval.mode`` with ``variables``, in bands of rows.
 
     "whole": the image in one pass (a valid U-Net tile by tile, tiles of ``crop_size``), one
     band; "slide": ``eval.window`` windows every ``eval.stride`` pixels blended by
@@ -332,7 +335,7 @@ def image_bands(config: ml_collections.ConfigDict, apply: Apply, params: Any) ->
     if config.model.name == "nyud_late_fusion":
         raise ConfigError("nyud_late_fusion needs two inputs (color and HHA images); "
                           "predict reads one image per file")
-    run = functools.partial(apply, params)
+    run = functools.partial(apply, variables)
     cfg, batch_size = config.model, config.eval.batch_size
     valid_unet = cfg.name == "unet" and cfg.get("padding") == "valid"
     if config.eval.mode == "slide" and not valid_unet:
@@ -361,7 +364,7 @@ def make_labels(config: ml_collections.ConfigDict, state: Any, tta: bool = False
     if tta or augments(config):
         forward = make_forward(config, state, tta)
         return lambda image: np.argmax(forward(image), axis=-1)
-    bands = image_bands(config, make_apply(state.apply_fn), state.params)
+    bands = image_bands(config, make_apply(state.apply_fn), state_variables(state))
     dtype = np.uint8 if config.model.num_classes < 256 else np.uint16
 
     def labels(image: np.ndarray) -> np.ndarray:

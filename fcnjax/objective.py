@@ -27,6 +27,7 @@ from fcnjax import inference, loss_terms, metrics
 from fcnjax.loss_terms import LossTerms
 from fcnjax.data.classes import VOID
 from fcnjax.models import layers
+from fcnjax.models.norm import state_variables
 from fcnjax.run import parallel
 from fcnjax.run.errors import ConfigError
 
@@ -185,7 +186,7 @@ def eval_step(state: Any, batch: Mapping[str, jax.Array], *,
               ) -> tuple[dict[str, jax.Array], jax.Array]:
     """Measurements of one eval batch (loss_sum, pixels, confusion; other heads' too) and
     its int32 predictions (the main head's)."""
-    logits = state.apply_fn({"params": state.params}, model_inputs(batch, extra_inputs),
+    logits = state.apply_fn(state_variables(state), model_inputs(batch, extra_inputs),
                             train=False)
     _, measurements = score_batch(logits, batch, reduction="sum", ignore_label=ignore_label)
     del measurements["loss"]
@@ -272,7 +273,7 @@ def forward_eval_fn(config: ml_collections.ConfigDict) -> Any:
         if not applies:
             applies.append(inference.make_apply(state.apply_fn))
         forward = inference.augment(config, inference.image_forward(config, applies[0],
-                                                                    state.params))
+                                                                    state_variables(state)))
         logits = np.stack([forward(image) for image in np.asarray(batch["image"])])
         _, measurements = score(logits, {k: batch[k] for k in ("label", "weight")
                                          if k in batch})

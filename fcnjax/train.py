@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from fcnjax import inference, loss_terms, losses, models, optim
 from fcnjax.data import device_elastic
+from fcnjax.models.norm import model_variables
 from fcnjax.objective import (evaluate, loss_options, make_eval_fn, model_inputs,
                               score_batch, summarize, with_class_weights)
 from fcnjax.run import checkpoint, compile_cache, errors, interrupts, parallel, reporting
@@ -64,22 +65,32 @@ def train_step(state: train_state.TrainState, batch: Batch, key: jax.Array, *,
     is first warped by them (:mod:`fcnjax.data.device_elastic`). Dropout draws from
     ``fold_in(key, state.step)``, loss sampling from a key folded from
     that one. The loss is the sum of ``terms`` (:mod:`fcnjax.loss_terms`; default: the
-    cross-entropy alone). Returns the new state and the step's measurements (see
-    ``score_batch``), computed from the logits before the update.
+    cross-entropy alone). A model with BatchNorm normalises by the (global) batch's
+    statistics and its running ``state.batch_stats`` move towards them. Returns the new
+    state and the step's measurements (see ``score_batch``), computed from the logits
+    before the update.
     """
     batch = device_elastic.apply_warps(batch)  # augment_on="device": U-Net's warp, here
     dropout_key = jax.random.fold_in(key, state.step)
     sample_key = jax.random.fold_in(dropout_key, 1)
 
-    def loss_fn(params):
-        logits = state.apply_fn({"params": params}, model_inputs(batch, extra_inputs),
-                                train=True, rngs={"dropout": dropout_key})
-        return score_batch(logits, batch, reduction=reduction, ignore_label=ignore_label,
-                           class_weights=class_weights, keep_prob=keep_prob, key=sample_key,
-                           terms=terms)
+    stats = getattr(state, "batch_stats", None)  # None: no BatchNorm (or flax's TrainState)
 
-    (_, measurements), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    return state.apply_gradients(grads=grads), measurements
+    def loss_fn(params):
+        logits, updated = state.apply_fn(
+            model_variables(params, stats), model_inputs(batch, extra_inputs),
+            train=True, rngs={"dropout": dropout_key}, mutable=["batch_stats"])
+        loss, measured = score_batch(logits, batch, reduction=reduction,
+                                     ignore_label=ignore_label, class_weights=class_weights,
+                                     keep_prob=keep_prob, key=sample_key, terms=terms)
+        return loss, (measured, updated.get("batch_stats"))
+
+    (_, (measurements, batch_stats)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state.params)
+    state = state.apply_gradients(grads=grads)
+    if batch_stats is not None:
+        state = state.replace(batch_stats=batch_stats)
+    return state, measurements
 
 
 def log_train(reporter: reporting.Reporter | None, step: int,

@@ -35,10 +35,10 @@ SIZE = 32
 IGNORE = 255
 
 
-def tiny_state():
+def tiny_state(norm: str = "none"):
     """A 1-level, 4-channel "same" U-Net train state on 32x32 grey crops (rbg keys)."""
     config = sample.get_config()
-    config.model.update(features=4, levels=1, padding="same")
+    config.model.update(features=4, levels=1, padding="same", norm=norm)
     config.train.steps = 10
     model = models.build(config.model)
     return create_train_state(config, model, jax.random.key(0, impl="rbg"),
@@ -99,6 +99,25 @@ def run_equivalence(out: str) -> None:
         except ValueError:
             continue
         raise AssertionError("a batch of 6 was accepted by 8 devices")
+
+
+def run_batchnorm(out: str) -> None:
+    """One train step of a BatchNorm U-Net on 1 device, on 8 (the batch split, one example
+    each) and on one device's example alone: the running statistics and params of each."""
+    start = jax.tree.map(np.asarray, tiny_state("batch"))
+    batch = batch_of_step(1)
+    results = {}
+    for name, devices, rows in [("one", 1, GLOBAL_BATCH), ("eight", 8, GLOBAL_BATCH),
+                                ("share", 1, 1)]:
+        mesh = parallel.make_mesh(devices)
+        sharding = parallel.state_sharding(start, mesh)
+        step_fn = parallel.jit_train_step(TRAIN_STEP, mesh, sharding)
+        share = {k: v[:rows] for k, v in batch.items()}
+        state, _ = step_fn(parallel.shard_state(start, sharding),
+                           parallel.global_batch(share, mesh), step_key())
+        results.update({f"{name}/stats/{k}": v for k, v in flat(state.batch_stats).items()})
+        results.update({f"{name}/params/{k}": v for k, v in flat(state.params).items()})
+    np.savez(out, **results)
 
 
 def run_checkpoints(workdir: str) -> None:
@@ -208,6 +227,8 @@ if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     if mode == "equivalence":
         run_equivalence(*args)
+    elif mode == "batchnorm":
+        run_batchnorm(*args)
     elif mode == "checkpoints":
         run_checkpoints(*args)
     elif mode == "distributed":

@@ -13,7 +13,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from benchmarks import (augment_time, cpu_table, export_time, inference_memory,
-                        input_pipeline, profile_step, slide_agreement)
+                        input_pipeline, memory, profile_step, slide_agreement)
 from fcnjax.data import builders  # noqa: F401  (registers the builders)
 from tests.data.fakes import write_camvid
 
@@ -153,3 +153,34 @@ def test_export_time_gives_the_artifact_size_and_both_times(capsys):
     assert row == rows[0] and row["model"] == "unet" and row["size"] == "32x32"
     assert row["artifact_mb"] > 1 and row["artifact_ms"] > 0 and row["jit_ms"] > 0
     assert row["repeats"] == 2
+
+
+def test_memory_reports_the_step_of_a_tiny_unet_and_remat_keeps_fewer_residuals(capsys):
+    row, = memory.main(["--models", "unet", "--unet_features", "2", "--unet_levels", "1",
+                        "--unet_size", "20", "--time_unet_size", "20", "--batch", "1",
+                        "--budgets", "", "--repeats", "1", "--json", "--policies", "stages"])
+    assert row["remat"] == "stages" and row["size"] == "1x20x20"
+    assert row["total_gb"] == pytest.approx(row["argument_gb"] + row["output_gb"]
+                                            - row["alias_gb"] + row["temp_gb"])
+    assert row["temp_gb"] > 0 and row["step_ms"] > 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+    kept = {}
+    for policy in ("none", "stages"):
+        config = memory.model_config("unet", policy, unet_features=2, unet_levels=1)
+        kept[policy] = memory.residual_bytes(config, memory.abstract_state(config),
+                                             memory.batch_specs(config, 1, (20, 20)))
+    assert kept["stages"] < kept["none"]  # the backward pass keeps less
+
+
+def test_memory_largest_batch_bisects_from_the_affine_guess():
+    compiled = []
+
+    def total_of(batch):
+        compiled.append(batch)
+        return 100 + 10 * batch + (5 if batch > 30 else 0)  # not quite affine
+
+    known = {1: total_of(1), 8: total_of(8)}
+    assert memory.largest_batch(total_of, 405, known) == 30  # guess 30 fits, 31 not
+    assert memory.largest_batch(total_of, 700, known) == 59  # guess 60 misses by the 5
+    assert memory.largest_batch(total_of, 50, {1: 110}) == 0
+    assert len(compiled) <= 8

@@ -9,12 +9,14 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
 
 from fcnjax import export, inference, predict
 from fcnjax.data import transforms
+from fcnjax.models.norm import state_variables
 from fcnjax.run import checkpoint
 from fcnjax.run.errors import ConfigError
 from test_cli_datasets import cli, ok
@@ -106,7 +108,7 @@ def test_one_fcn_artifact_predicts_three_sizes_and_a_batch_as_predict_does(tmp_p
     forward = inference.image_forward(config, inference.make_apply(model.apply), params)
     expected, inputs = expected_and_inputs(config, forward, write_images(tmp_path / "im", 3))
     inputs["batch"] = np.concatenate([inputs["37x45"], inputs["37x45"][:, ::-1]])
-    exported = export.export_prediction(config, model.apply, params)
+    exported = export.export_prediction(config, model.apply, {"params": params})
     export.write(exported, tmp_path / "fcn.jax")
     outputs, _ = run_artifact(tmp_path / "fcn.jax", inputs, tmp_path)
     flipped = predict.load_image(str(tmp_path / "im" / "37x45.png"), config.input)[1][::-1]
@@ -125,7 +127,7 @@ def test_the_softmax_and_argmax_heads_give_probabilities_and_class_ids():
                                       config.input.scale, config.input.bgr)["image"]
     scores = inference.make_forward(config, state)(normalised)
     heads = {head: np.asarray(export.export_prediction(
-        config, state.apply_fn, state.params, head=head, size=(24, 40),
+        config, state.apply_fn, {"params": state.params}, head=head, size=(24, 40),
         platforms=("cpu",)).call(pixels)) for head in ("softmax", "argmax")}
     assert heads["argmax"].shape == (3, 24, 40) and heads["argmax"].dtype == np.int32
     np.testing.assert_array_equal(heads["argmax"][0], np.argmax(scores, -1))
@@ -155,6 +157,23 @@ def test_a_valid_unet_exports_at_an_admissible_size_and_refuses_others():
     with pytest.raises(ConfigError, match="nearest valid sizes: 48 and 52"):
         export.check_size(config, (48, 50))
     state = unet_state(config)
-    exported = export.export_prediction(config, state.apply_fn, state.params, size=(44, 48),
+    exported = export.export_prediction(config, state.apply_fn, {"params": state.params}, size=(44, 48),
                                         platforms=("cpu",))
     assert exported.out_avals[0].shape[1:] == (4, 8, 2)  # the centre of a 44x48 input
+
+
+def test_a_batch_norm_model_exports_with_its_running_statistics():
+    """model.norm="batch": the artifact normalises with the train state's batch_stats, as
+    predict does (make_forward), not with the statistics of the images it is given."""
+    config = tiny_config(mode="whole", norm="batch")
+    state = unet_state(config)
+    stats = jax.tree.map(lambda x: x + 0.5, state.batch_stats)  # not init's zeros and ones
+    state = state.replace(batch_stats=stats)
+    pixels = np.random.default_rng(2).integers(0, 256, (2, 24, 40, 1), np.uint8)
+    exported = export.export_prediction(config, state.apply_fn, state_variables(state),
+                                         size=(24, 40), platforms=("cpu",))
+    normalised = transforms.normalize({"image": pixels[1]}, config.input.mean,
+                                      config.input.scale, config.input.bgr)["image"]
+    np.testing.assert_allclose(np.asarray(exported.call(pixels))[1],
+                               inference.make_forward(config, state)(normalised),
+                               rtol=1e-5, atol=1e-5)

@@ -57,8 +57,9 @@ def forwards(config, apply_fn, params, **eval_fields):
     whole.eval.mode = "whole"
     slide = config.copy_and_resolve_references()
     slide.eval.update(eval_fields)
-    return (inference.image_forward(whole, apply, params),
-            inference.image_forward(slide, apply, params))
+    variables = {"params": params}
+    return (inference.image_forward(whole, apply, variables),
+            inference.image_forward(slide, apply, variables))
 
 
 def test_one_window_covering_the_image_is_the_whole_image_prediction():

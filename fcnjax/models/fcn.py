@@ -126,6 +126,13 @@ def fcn_head(streams: Mapping[str, Mapping[str, jax.Array]], plan: HeadPlan, num
     return h.astype(jnp.float32)
 
 
+def make_trunk(model: Any, name: str) -> Trunk:
+    """The trunk ``name`` of an FCN module, with its backbone, dtype, norm and remat; called
+    inside the module's compact method."""
+    return Trunk(model.backbone, model.dtype, model.norm, model.norm_groups, model.remat,
+                 name=name)
+
+
 class FCN(nn.Module):
     """An FCN: backbone, ``score_fr``, skip fusions, bilinear upsampling to the input size.
 
@@ -138,6 +145,10 @@ class FCN(nn.Module):
       learnable_upsampling: train the bilinear-initialised deconvolutions (fixed in the
         reference).
       dtype: compute dtype (float32 or bfloat16); parameters stay float32.
+      norm, norm_groups: normalisation after each trunk conv ("none", the paper's;
+        "batch"; "group"), :mod:`fcnjax.models.norm`.
+      remat: rematerialisation of the trunk ("none", "stages", "full"),
+        :mod:`fcnjax.models.remat`.
     """
 
     backbone: Backbone
@@ -146,6 +157,9 @@ class FCN(nn.Module):
     skip_scales: tuple[float, ...] = ()
     learnable_upsampling: bool = False
     dtype: Any = jnp.float32
+    norm: str = "none"
+    norm_groups: int = 32
+    remat: str = "none"
 
     def plan(self) -> HeadPlan:
         return plan_head(self.backbone, self.skips)
@@ -157,7 +171,7 @@ class FCN(nn.Module):
         ``train=True`` turns dropout on and needs a ``"dropout"`` PRNG key.
         """
         check_image(image)
-        features = Trunk(self.backbone, self.dtype, name="trunk")(image, train=train)
+        features = make_trunk(self, "trunk")(image, train=train)
         return fcn_head({"": features}, self.plan(), self.num_classes, image.shape[1:3],
                         skip_scales=self.skip_scales, learnable=self.learnable_upsampling,
                         dtype=self.dtype, coarse_layer=self.backbone.output)
@@ -178,6 +192,9 @@ class LateFusionFCN(nn.Module):
     skips: tuple[str, ...] = ()
     learnable_upsampling: bool = False
     dtype: Any = jnp.float32
+    norm: str = "none"
+    norm_groups: int = 32
+    remat: str = "none"
 
     @nn.compact
     def __call__(self, images: Mapping[str, jax.Array], *, train: bool = False) -> jax.Array:
@@ -188,7 +205,7 @@ class LateFusionFCN(nn.Module):
         sizes = {tuple(image.shape[1:3]) for image in images.values()}
         if len(sizes) != 1:
             raise ValueError(f"all streams must have one height and width, got {sorted(sizes)}")
-        features = {s: Trunk(self.backbone, self.dtype, name=s)(images[s], train=train)
+        features = {s: make_trunk(self, s)(images[s], train=train)
                     for s in self.streams}
         return fcn_head(features, plan_head(self.backbone, self.skips), self.num_classes,
                         sizes.pop(), weights=dict(zip(self.streams, self.weights)),
@@ -207,11 +224,14 @@ class MultiTaskFCN(nn.Module):
     skips: tuple[str, ...] = ("pool4",)
     learnable_upsampling: bool = False
     dtype: Any = jnp.float32
+    norm: str = "none"
+    norm_groups: int = 32
+    remat: str = "none"
 
     @nn.compact
     def __call__(self, image: jax.Array, *, train: bool = False) -> dict[str, jax.Array]:
         check_image(image)
-        features = Trunk(self.backbone, self.dtype, name="trunk")(image, train=train)
+        features = make_trunk(self, "trunk")(image, train=train)
         plan = plan_head(self.backbone, self.skips)
         return {task: fcn_head({"": features}, plan, classes, image.shape[1:3],
                                suffix=f"_{task}", learnable=self.learnable_upsampling,

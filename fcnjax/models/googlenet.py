@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from fcnjax.models import layers
+from fcnjax.models.norm import NONE, Norm
 from fcnjax.models.trunk import Backbone, ConvLayer, PointwiseLayer, PoolLayer
 
 INCEPTION_WIDTHS = {
@@ -35,18 +36,20 @@ INCEPTION_WIDTHS = {
 
 class InceptionBlock(nn.Module):
     """Four parallel branches (1x1; 1x1 then 3x3; 1x1 then 5x5; 3x3 max pool then 1x1),
-    concatenated along channels. All keep the spatial size."""
+    concatenated along channels. All keep the spatial size. ``norm`` goes between each
+    conv and its ReLU."""
 
     widths: tuple[int, int, int, int, int, int]
     dtype: Any = jnp.float32
+    norm: Norm = NONE
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         w1, r3, w3, r5, w5, wp = self.widths
 
         def conv_relu(name, features, kernel, inputs):
-            return nn.relu(layers.conv(name, features, kernel, pad=kernel // 2,
-                                       dtype=self.dtype)(inputs))
+            y = layers.conv(name, features, kernel, pad=kernel // 2, dtype=self.dtype)(inputs)
+            return nn.relu(self.norm(y, name, train=train, dtype=self.dtype))
 
         return jnp.concatenate([
             conv_relu("1x1", w1, 1, x),
@@ -70,9 +73,8 @@ class InceptionLayer:
     def size(self, n):
         return n
 
-    def __call__(self, x, *, dtype, train):
-        del train
-        return InceptionBlock(self.widths, dtype=dtype, name=self.name)(x)
+    def __call__(self, x, *, dtype, train, norm=NONE):
+        return InceptionBlock(self.widths, dtype=dtype, norm=norm, name=self.name)(x, train)
 
 
 def googlenet(input_pad: int = 114) -> Backbone:

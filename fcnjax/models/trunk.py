@@ -15,7 +15,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from fcnjax.models import coord_map, layers
+from fcnjax.models import coord_map, layers, remat
+from fcnjax.models.norm import NONE, Norm
 
 
 class LayerSpec(Protocol):
@@ -28,12 +29,14 @@ class LayerSpec(Protocol):
 
     def size(self, n: int) -> int: ...
 
-    def __call__(self, x: jax.Array, *, dtype: Any, train: bool) -> jax.Array: ...
+    def __call__(self, x: jax.Array, *, dtype: Any, train: bool, norm: Norm = NONE
+                 ) -> jax.Array: ...
 
 
 @dataclasses.dataclass(frozen=True)
 class ConvLayer:
-    """Convolution + ReLU (``conv_relu`` in the reference ``net.py``).
+    """Convolution + ReLU (``conv_relu`` in the reference ``net.py``), with ``norm`` between
+    them when the model asks for one (``<name>_bn`` / ``<name>_gn``).
 
     ``fully_connected`` marks a classifier layer made convolutional (fc6, fc7): VALID,
     stride 1, computed as a matrix product (:class:`layers.FullyConnectedConv`).
@@ -59,15 +62,14 @@ class ConvLayer:
     def size(self, n):
         return coord_map.conv_size(n, self.kernel, self.stride, self.pad)
 
-    def __call__(self, x, *, dtype, train):
-        del train
+    def __call__(self, x, *, dtype, train, norm=NONE):
         if self.fully_connected:
-            return nn.relu(layers.FullyConnectedConv(self.features, self.kernel, dtype,
-                                                     name=self.name)(x))
-        outer, inner = layers.split_padding(self.kernel, self.pad)
-        y = layers.conv(self.name, self.features, self.kernel, stride=self.stride, pad=inner,
-                        groups=self.groups, dtype=dtype)(layers.pad_input(x, outer))
-        return nn.relu(y)
+            y = layers.FullyConnectedConv(self.features, self.kernel, dtype, name=self.name)(x)
+        else:
+            outer, inner = layers.split_padding(self.kernel, self.pad)
+            y = layers.conv(self.name, self.features, self.kernel, stride=self.stride,
+                            pad=inner, groups=self.groups, dtype=dtype)(layers.pad_input(x, outer))
+        return nn.relu(norm(y, self.name, train=train, dtype=dtype))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,8 +91,8 @@ class PoolLayer:
             return coord_map.pool_size(n, self.kernel, self.stride, self.pad)
         return coord_map.conv_size(n, self.kernel, self.stride, self.pad)
 
-    def __call__(self, x, *, dtype, train):
-        del dtype, train
+    def __call__(self, x, *, dtype, train, norm=NONE):
+        del dtype, train, norm
         if self.kind == "max":
             return layers.max_pool(x, self.kernel, self.stride, self.pad)
         if layers.concrete(*x.shape[1:3]) and min(x.shape[1:3]) < self.kernel:
@@ -114,8 +116,8 @@ class PointwiseLayer:
     def size(self, n):
         return n
 
-    def __call__(self, x, *, dtype, train):
-        del dtype
+    def __call__(self, x, *, dtype, train, norm=NONE):
+        del dtype, norm
         if self.kind == "lrn":
             return layers.local_response_norm(x)
         return nn.Dropout(self.rate, deterministic=not train, name=self.name)(x)
@@ -160,18 +162,53 @@ class Backbone:
         raise ValueError(f"{self.name}: output layer {self.output!r} is not in the table")
 
 
+def stages(backbone: Backbone) -> tuple[tuple[LayerSpec, ...], ...]:
+    """The table up to ``backbone.output`` cut after every pooling layer: VGG16's five conv
+    blocks (conv1_1 ... pool1, ...) and fc6 ... drop7; the units of ``remat="stages"``."""
+    cut, stage = [], []
+    for layer in backbone.layers:
+        stage.append(layer)
+        if isinstance(layer, PoolLayer) or layer.name == backbone.output:
+            cut.append(tuple(stage))
+            stage = []
+        if layer.name == backbone.output:
+            break
+    return tuple(cut)
+
+
 class Trunk(nn.Module):
-    """Runs a :class:`Backbone` table. Returns ``{layer name: (B, h, w, C) features}``."""
+    """Runs a :class:`Backbone` table. Returns ``{layer name: (B, h, w, C) features}``.
+
+    norm, norm_groups: normalisation after each conv (:mod:`fcnjax.models.norm`).
+    remat: :mod:`fcnjax.models.remat`'s policy; with "stages" the features are each stage's
+    last layer only (the pools and the output: what FCN heads read).
+    """
 
     backbone: Backbone
     dtype: Any = jnp.float32
+    norm: str = "none"
+    norm_groups: int = 32
+    remat: str = "none"
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool = False) -> dict[str, jax.Array]:
+        norm = Norm(self.norm, self.norm_groups)
+
+        def run_layer(layer: LayerSpec) -> Any:
+            return remat.wrap(self, lambda y: layer(y, dtype=self.dtype, train=train,
+                                                    norm=norm), self.remat, "full")
+
+        def run_stage(stage: tuple[LayerSpec, ...]) -> Any:
+            def run(y):
+                out = {}
+                for layer in stage:
+                    y = out[layer.name] = run_layer(layer)(y)
+                return out if self.remat != "stages" else {stage[-1].name: y}
+            return remat.wrap(self, run, self.remat, "stages")
+
         features = {}
         x = x.astype(self.dtype)
-        for layer in self.backbone.layers:
-            x = features[layer.name] = layer(x, dtype=self.dtype, train=train)
-            if layer.name == self.backbone.output:
-                break
+        for stage in stages(self.backbone):
+            features.update(run_stage(stage)(x))
+            x = features[stage[-1].name]
         return features

@@ -17,8 +17,9 @@ learned layer), ``up4_conv1`` ... ``up1_conv2``, ``score``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -26,7 +27,9 @@ import jax.numpy as jnp
 
 from fcnjax.models import coord_map
 from fcnjax.models import layers
+from fcnjax.models import remat
 from fcnjax.models.fcn import check_image
+from fcnjax.models.norm import NONE, Norm
 
 PADS = {"valid": 0, "same": 1}
 """Padding of every 3x3 conv."""
@@ -146,10 +149,21 @@ def unet_geometry(levels: int = 4, padding: str = "valid",
                         convs, output=g.conv(1))
 
 
-def double_conv(x: jax.Array, name: str, features: int, pad: int, dtype: Any) -> jax.Array:
-    """Two 3x3 conv + ReLU, ``{name}_conv1`` and ``{name}_conv2``: (B, h, w, C) -> features."""
+def conv_relu(x: jax.Array, name: str, features: int, kernel: int, pad: int, dtype: Any, *,
+              norm: Norm = NONE, train: bool = False) -> jax.Array:
+    """conv ``name``, ``norm`` (none by default), ReLU: (B, h, w, C) -> (B, h', w', features)."""
+    y = layers.conv(name, features, kernel, pad=pad, dtype=dtype)(x)
+    return nn.relu(norm(y, name, train=train, dtype=dtype))
+
+
+def double_conv(x: jax.Array, name: str, features: int, pad: int, dtype: Any, *,
+                norm: Norm = NONE, train: bool = False,
+                each: Callable[[Callable], Callable] = lambda fn: fn) -> jax.Array:
+    """Two 3x3 conv (+ norm) + ReLU, ``{name}_conv1`` and ``{name}_conv2``: (B, h, w, C) ->
+    features. each: wraps each conv's function (``remat="full"``)."""
     for i in (1, 2):
-        x = nn.relu(layers.conv(f"{name}_conv{i}", features, 3, pad=pad, dtype=dtype)(x))
+        x = each(functools.partial(conv_relu, name=f"{name}_conv{i}", features=features,
+                                   kernel=3, pad=pad, dtype=dtype, norm=norm, train=train))(x)
     return x
 
 
@@ -167,18 +181,22 @@ class UpConv(nn.Module):
 
 
 def upsample(x: jax.Array, name: str, features: int, geometry: UNetGeometry,
-             dtype: Any) -> jax.Array:
-    """x2 upsampling halving channels, then ReLU: (B, h, w, C) -> (B, 2h, 2w, features).
+             dtype: Any, *, norm: Norm = NONE, train: bool = False) -> jax.Array:
+    """x2 upsampling halving channels, then ``norm`` and ReLU: (B, h, w, C) -> (B, 2h, 2w,
+    features).
 
     "transpose": learned 2x2 up-conv ``name``. "bilinear": fixed bilinear deconvolution
     (kernel 4, stride 2, cropped by ``geometry.up_crop``) then a 1x1 conv ``name``.
     """
     if geometry.upsampling == "transpose":
-        return nn.relu(UpConv(features, dtype, name=name)(x))
-    size = tuple(coord_map.deconv_size(n, 2, 2) for n in x.shape[1:3])
-    kernel = UPSAMPLING_KERNELS["bilinear"]
-    x = layers.Upscore(kernel, 2, dtype=dtype, name=f"{name}_bilinear")(x, geometry.up_crop, size)
-    return nn.relu(layers.conv(name, features, 1, dtype=dtype)(x))
+        y = UpConv(features, dtype, name=name)(x)
+    else:
+        size = tuple(coord_map.deconv_size(n, 2, 2) for n in x.shape[1:3])
+        kernel = UPSAMPLING_KERNELS["bilinear"]
+        x = layers.Upscore(kernel, 2, dtype=dtype, name=f"{name}_bilinear")(
+            x, geometry.up_crop, size)
+        y = layers.conv(name, features, 1, dtype=dtype)(x)
+    return nn.relu(norm(y, name, train=train, dtype=dtype))
 
 
 def join(skip: jax.Array, up: jax.Array, offset: int) -> jax.Array:
@@ -202,6 +220,10 @@ class UNet(nn.Module):
       upsampling: "transpose" (learned 2x2 up-conv) or "bilinear" (fixed x2 + 1x1 conv).
       dropout: rate of the dropout ending the contracting path.
       dtype: compute dtype (float32 or bfloat16); parameters stay float32.
+      norm, norm_groups: normalisation after each conv but ``score`` ("none", the paper's;
+        "batch"; "group"), :mod:`fcnjax.models.norm`.
+      remat: rematerialisation ("none"; "stages": each level, down and up; "full": each
+        conv), :mod:`fcnjax.models.remat`.
     """
 
     num_classes: int = 2
@@ -211,6 +233,9 @@ class UNet(nn.Module):
     upsampling: str = "transpose"
     dropout: float = 0.5
     dtype: Any = jnp.float32
+    norm: str = "none"
+    norm_groups: int = 32
+    remat: str = "none"
 
     def geometry(self) -> UNetGeometry:
         return unet_geometry(self.levels, self.padding, self.upsampling)
@@ -227,15 +252,33 @@ class UNet(nn.Module):
         for n in image.shape[1:3]:
             geometry.output_size(n)
         width = [self.features * 2 ** i for i in range(self.levels + 1)]
-        x, skips = image.astype(self.dtype), []
+        norm, pad, dtype = Norm(self.norm, self.norm_groups), geometry.pad, self.dtype
+        options = dict(norm=norm, train=train)
+        each = functools.partial(remat.wrap, self, policy=self.remat, level="full")
+        stage = functools.partial(remat.wrap, self, policy=self.remat, level="stages")
+
+        def down(name: str, features: int) -> Callable:
+            return stage(lambda y: double_conv(y, name, features, pad, dtype, each=each,
+                                               **options))
+
+        def bottom(y: jax.Array) -> jax.Array:
+            y = double_conv(y, "bottom", width[-1], pad, dtype, each=each, **options)
+            return nn.Dropout(self.dropout, deterministic=not train, name="bottom_dropout")(y)
+
+        def up(level: int) -> Callable:
+            def run(y: jax.Array, skip: jax.Array) -> jax.Array:
+                name, features = f"up{level}", width[level - 1]
+                y = each(lambda z: upsample(z, name, features, geometry, dtype, **options))(y)
+                y = join(skip, y, geometry.skip_crops[level - 1])
+                return double_conv(y, name, features, pad, dtype, each=each, **options)
+            return stage(run)
+
+        x, skips = image.astype(dtype), []
         for level in range(1, self.levels + 1):
-            x = double_conv(x, f"down{level}", width[level - 1], geometry.pad, self.dtype)
+            x = down(f"down{level}", width[level - 1])(x)
             skips.append(x)
             x = layers.max_pool(x, 2, 2)
-        x = double_conv(x, "bottom", width[-1], geometry.pad, self.dtype)
-        x = nn.Dropout(self.dropout, deterministic=not train, name="bottom_dropout")(x)
+        x = stage(bottom)(x)
         for level in range(self.levels, 0, -1):
-            x = upsample(x, f"up{level}", width[level - 1], geometry, self.dtype)
-            x = join(skips[level - 1], x, geometry.skip_crops[level - 1])
-            x = double_conv(x, f"up{level}", width[level - 1], geometry.pad, self.dtype)
+            x = up(level)(x, skips[level - 1])
         return layers.conv("score", self.num_classes, 1, dtype=self.dtype)(x).astype(jnp.float32)

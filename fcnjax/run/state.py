@@ -34,14 +34,20 @@ WEIGHTS = ("auto", "ema", "raw")
 
 
 class TrainState(train_state.TrainState):
-    """flax's TrainState and ``ema_params``: the exponential moving average of ``params``
-    (the same tree of float32 arrays) when ``config.optim.ema_decay`` > 0, moved after every
-    optimizer update by :func:`fcnjax.optim.ema_update`; None when off, and then nothing of
-    it is stored or checkpointed (:func:`state_dict`). ``ema_decay`` is static (part of the
-    compiled step)."""
+    """flax's TrainState (step, params, optimizer state) and two optional fields, each None
+    when off, and then nothing of it is stored or checkpointed (:func:`state_dict`):
+
+    - ``ema_params``: the exponential moving average of ``params`` (the same tree of float32
+      arrays) when ``config.optim.ema_decay`` > 0, moved after every optimizer update by
+      :func:`fcnjax.optim.ema_update`; ``ema_decay`` is static (part of the compiled step);
+    - ``batch_stats``: the model's BatchNorm running statistics
+      (``config.model.norm = "batch"``), updated by train steps, read by evaluation and
+      prediction.
+    """
 
     ema_params: Any = None
     ema_decay: float = struct.field(pytree_node=False, default=0.0)
+    batch_stats: Any = None
 
     def apply_gradients(self, *, grads: Any, **kwargs: Any) -> TrainState:
         """flax's update (``step``, ``params``, ``opt_state`` and ``kwargs``), then the
@@ -111,22 +117,26 @@ def create_train_state(config: ml_collections.ConfigDict, model: Any, key: jax.A
     names a source and ``pretrained`` is set; pass ``pretrained=False`` for a template that a
     checkpoint restore will overwrite anyway (no weight file is read then). params: initial
     params read already (``pretrained`` is then ignored). With ``config.optim.ema_decay`` > 0
-    the state's ``ema_params`` start as a copy of the initial params.
+    the state's ``ema_params`` start as a copy of the initial params. A model with BatchNorm
+    gets its initial ``batch_stats`` (zero means, unit variances) from ``model.init``.
     """
     if params is None and pretrained:
         from fcnjax.weights import sources  # weight readers: only when a source is named
 
         params = sources.initial_params(config.init, model, key, image_shape)
-    if params is None:
+    batch_stats = None
+    if params is None or getattr(model, "norm", "none") == "batch":
         init = jax.jit(functools.partial(model.init, train=False))
         zeros = jax.tree.map(lambda shape: jnp.zeros(shape, jnp.float32), image_shape,
                              is_leaf=is_shape)
-        params = init(key, zeros)["params"]
+        variables = init(key, zeros)
+        params = variables["params"] if params is None else params
+        batch_stats = variables.get("batch_stats")
     tx = optim.make_optimizer(config.optim, config.train.steps)
     decay = float(config.optim.ema_decay)
     ema = jax.tree.map(jnp.copy, params) if decay else None  # its own buffers: both donated
     return TrainState.create(apply_fn=model.apply, params=params, tx=tx, ema_params=ema,
-                             ema_decay=decay)
+                             ema_decay=decay, batch_stats=batch_stats)
 
 
 def state_sharding(config: ml_collections.ConfigDict, state: Any, mesh: Mesh) -> Any:

@@ -37,11 +37,17 @@ def chosen_source(init: ml_collections.ConfigDict) -> tuple[str, str] | None:
 def initial_params(init: ml_collections.ConfigDict, model: Any, key: jax.Array,
                    image_shape: Shape | Mapping[str, Shape]) -> Any | None:
     """Params from ``config.init``'s source (see the module's doc), or None to draw them at
-    random."""
+    random. A model with normalisation layers (``config.model.norm``) takes none: the
+    sources hold the papers' norm-free weights (ConfigError)."""
     chosen = chosen_source(init)
     if chosen is None:
         return None
     source, path = chosen
+    norm = getattr(model, "norm", "none")
+    if norm != "none":
+        raise ConfigError(f"config.init.{source} holds norm-free weights and cannot start "
+                          f"config.model.norm={norm!r}: set norm='none' or leave config.init "
+                          "empty to train from scratch")
     image = jax.tree.map(lambda shape: jax.ShapeDtypeStruct(shape, jnp.float32), image_shape,
                          is_leaf=lambda x: isinstance(x, tuple))
     if source == "pytorch_fcn":

@@ -139,6 +139,23 @@ def test_train_step_on_8_devices_equals_1_device_and_eval_metrics_are_identical(
     assert any(not np.allclose(v, start[k]) for k, v in part("one", "params").items())
 
 
+def test_batch_norm_statistics_on_8_devices_are_those_of_the_global_batch(tmp_path):
+    out = tmp_path / "batchnorm.npz"
+    run_worker(8, "batchnorm", out)
+    results = np.load(out)
+
+    def part(name, kind):
+        prefix = f"{name}/{kind}/"
+        return {k[len(prefix):]: results[k] for k in results.files if k.startswith(prefix)}
+
+    assert part("one", "stats")  # the model kept statistics
+    assert_trees_close(part("eight", "stats"), part("one", "stats"), atol=1e-5)
+    assert_trees_close(part("eight", "params"), part("one", "params"), atol=1e-5)
+    # statistics of one device's example alone differ: the match above is a real one
+    share, one = part("share", "stats"), part("one", "stats")
+    assert max(np.abs(share[k] - one[k]).max() for k in one) > 1e-3
+
+
 def test_checkpoint_written_on_1_device_restores_on_8_and_the_reverse(tmp_path):
     state = worker.tiny_state()
     rng = np.random.default_rng(0)
