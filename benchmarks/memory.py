@@ -25,8 +25,9 @@ convolutions and the same temp bytes under every policy (the recomputation is me
 into the forward pass). So each row also gives ``residuals``: the bytes JAX's autodiff
 keeps from the forward pass for the backward pass of the step's loss (the vjp's
 residuals, params and batch included), computed from shapes alone before any compiler
-runs. That is what ``remat`` shrinks; a backend that keeps the recomputation (XLA:GPU
-honours remat's optimisation barriers) saves about the difference.
+runs. That is what ``remat`` shrinks; a backend that keeps the recomputation saves about
+the difference (XLA:GPU is expected to keep it, as it keeps optimisation barriers; not yet
+measured on a GPU).
 
 Each row also gives the largest batch whose total fits each ``--budgets`` entry (GB = 10^9
 bytes), found by compiling only: the total is close to affine in the batch, so the search
