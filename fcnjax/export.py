@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import ml_collections
 from jax import export
 
-from fcnjax import inference
+from fcnjax import inference, models
 from fcnjax.data import transforms
 from fcnjax.models.norm import state_variables
 from fcnjax.models.unet import UNetGeometry
@@ -58,7 +58,9 @@ def check_export(config: ml_collections.ConfigDict, head: str = "logits",
 
 
 def check_exportable(config: ml_collections.ConfigDict) -> None:
-    """ConfigError (one line) for a model the artifact cannot feed: one uint8 image in."""
+    """ConfigError (one line) for a model that cannot be built (an unknown name, a bad
+    field) or that the artifact cannot feed: one uint8 image in."""
+    models.build(config.model)
     cfg = config.input
     if config.model.name == "nyud_late_fusion" or tuple(cfg.extra_inputs):
         raise errors.ConfigError(f"{config.model.name} takes several inputs (extra_inputs "

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
@@ -102,10 +103,11 @@ def test_one_unet_artifact_predicts_three_sizes_as_predict_does_without_fcnjax(t
 
 def test_one_fcn_artifact_predicts_three_sizes_and_a_batch_as_predict_does(tmp_path):
     config = tiny_config(mode="whole")
-    config.model.update(name="fcn8s", num_classes=3)
+    config.model = ml_collections.ConfigDict(dict(name="fcn8s", num_classes=3))  # its head
     config.input.update(image_mode="RGB", bgr=True, mean=(104.0, 116.7, 122.7), scale=1.0)
     model, params = tiny_fcn()
-    forward = inference.image_forward(config, inference.make_apply(model.apply), params)
+    forward = inference.image_forward(config, inference.make_apply(model.apply),
+                                       {"params": params})
     expected, inputs = expected_and_inputs(config, forward, write_images(tmp_path / "im", 3))
     inputs["batch"] = np.concatenate([inputs["37x45"], inputs["37x45"][:, ::-1]])
     exported = export.export_prediction(config, model.apply, {"params": params})
