@@ -55,14 +55,15 @@ def parse_dtypes(text: str) -> list[str]:
     return dtypes
 
 
-def unet_valid_size(at_least: int) -> int:
-    """Smallest input side >= ``at_least`` that the paper's VALID U-Net takes (572 stays 572).
+def unet_valid_size(at_least: int, geometry: Any = None) -> int:
+    """Smallest input side >= ``at_least`` that a VALID U-Net takes (572 stays 572 for the
+    paper's, the default ``geometry``; another: its ``UNetGeometry``).
 
     Every 2x2 pool must see an even map; the U-Net's own geometry says which sides fit.
     """
     from fcnjax.models.unet import unet_geometry
 
-    geometry, side = unet_geometry(), at_least
+    geometry, side = geometry or unet_geometry(), at_least
     while True:
         try:
             geometry.output_size(side)

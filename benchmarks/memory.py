@@ -92,14 +92,7 @@ def model_config(name: str, policy: str, unet_features: int = 0, unet_levels: in
 
 def unet_side(config: Any, at_least: int) -> int:
     """The smallest side from ``at_least`` up that the config's valid U-Net takes."""
-    geometry = models.build(config.model).geometry()
-    side = at_least
-    while True:
-        try:
-            geometry.output_size(side)
-            return side
-        except ValueError:
-            side += 1
+    return common.unet_valid_size(at_least, models.build(config.model).geometry())
 
 
 def abstract_state(config: Any) -> Any:

@@ -25,13 +25,6 @@ if __package__ in (None, ""):  # run as a file: make the repository root importa
 import numpy as np
 
 
-def confusion(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
-    """int64 (K, K) counts of (true, predicted) over pixels whose label is a class."""
-    keep = labels < num_classes
-    index = labels[keep].astype(np.int64) * num_classes + predictions[keep]
-    return np.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
-
-
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", required=True, help="the training config file (a .py)")
@@ -73,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         return [labels_fn(image) for image in images]
 
     def scores(predictions: list[np.ndarray]) -> dict[str, float]:
-        total = sum(confusion(t, p, classes) for t, p in zip(labels, predictions))
+        total = sum(np.asarray(metrics.confusion_matrix(t, p, classes))
+                    for t, p in zip(labels, predictions))
         return metrics.scores(total)
 
     whole = predict_all(mode="whole")

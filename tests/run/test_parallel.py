@@ -113,14 +113,20 @@ def test_initialize_is_a_no_op_without_a_coordinator():
 
 # --------------------------------------------------------------------------- subprocesses
 
+def parts(results):
+    """``part(name, kind)``: the arrays a worker saved under ``name/kind/``, by their rest."""
+    def part(name, kind):
+        prefix = f"{name}/{kind}/"
+        return {k[len(prefix):]: results[k] for k in results.files if k.startswith(prefix)}
+
+    return part
+
+
 def test_train_step_on_8_devices_equals_1_device_and_eval_metrics_are_identical(tmp_path):
     out = tmp_path / "steps.npz"
     run_worker(8, "equivalence", out)
     results = np.load(out)
-
-    def part(name, kind):
-        prefix = f"{name}/{kind}/"
-        return {k[len(prefix):]: results[k] for k in results.files if k.startswith(prefix)}
+    part = parts(results)
 
     assert results["eight_sharded/sharded"].any() and not results["eight/sharded"].any()
     for name in ("eight", "eight_sharded"):
@@ -143,10 +149,7 @@ def test_batch_norm_statistics_on_8_devices_are_those_of_the_global_batch(tmp_pa
     out = tmp_path / "batchnorm.npz"
     run_worker(8, "batchnorm", out)
     results = np.load(out)
-
-    def part(name, kind):
-        prefix = f"{name}/{kind}/"
-        return {k[len(prefix):]: results[k] for k in results.files if k.startswith(prefix)}
+    part = parts(results)
 
     assert part("one", "stats")  # the model kept statistics
     assert_trees_close(part("eight", "stats"), part("one", "stats"), atol=1e-5)
